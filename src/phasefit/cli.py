@@ -1,0 +1,238 @@
+"""The ``phasefit`` command line. Subcommands only; the one place that configures logging and prints.
+
+Heavy libraries (torch, transformers, sentence-transformers) are imported inside the subcommands, so
+``phasefit --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_USER_ERROR = 2
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser, *, recipe_default: str | None = None) -> None:
+    parser.add_argument("--data", help="data: a folder of train/validation/test files, a file, 'hf:NAME' or "
+                        "'builtin:snips' (sets data.path)")
+    parser.add_argument("--recipe", default=recipe_default,
+                        help="recipe name, e.g. ft, 3phase (see `phasefit recipes`)")
+    parser.add_argument("--model", help="encoder: hub name (must be cached) or local folder (sets model.name)")
+    parser.add_argument("--config", help="YAML run config; --recipe and --set win over it")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set ft.epochs=5 (repeatable)")
+    parser.add_argument("--seed", type=int, help="random seed (sets seed)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="phasefit",
+        description="Staged fine-tuning of Transformer encoders into text classifiers "
+        "(DAE -> contrastive -> fine-tune), with honest comparisons.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="the main job: compare recipes on the bundled SNIPS set over seeds",
+                         description="Train each recipe over several seeds on the bundled SNIPS intents with the "
+                         "default model and print the comparison table.")
+    run.add_argument("--recipes", nargs="+", help="recipes to compare (default: the main comparison)")
+    run.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0 1 2; --fast: 0)")
+    run.add_argument("--fast", action="store_true", help="one seed (a quick look)")
+    run.add_argument("--output", help="folder for the runs and the summary (default runs/run-<time>)")
+    run.add_argument("--data", default="builtin:snips", help="data (default: bundled SNIPS)")
+    run.add_argument("--model", help="encoder (default: all-MiniLM-L6-v2, packaged)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key in every run")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    train = sub.add_parser("train", help="train one recipe and write a run directory")
+    _add_config_arguments(train)
+    train.add_argument("--output", required=True, help="run directory to create")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+
+    evaluate = sub.add_parser("evaluate", help="score a trained run on a split of its data or of other data")
+    evaluate.add_argument("run_dir", help="a run directory written by `phasefit train`")
+    evaluate.add_argument("--data", help="other data (same label set); default: the run's own data and split")
+    evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
+
+    predict = sub.add_parser("predict", help="label texts with a trained run")
+    predict.add_argument("run_dir", help="a run directory written by `phasefit train`")
+    predict.add_argument("texts", nargs="*", help="texts to label")
+    predict.add_argument("--input", help="file of texts: one per line (.txt) or a CSV/TSV/JSONL with a text column")
+    predict.add_argument("--text-column", default="text", help="text column of --input tables")
+    predict.add_argument("--output", help="write predictions as CSV (text, label, probability)")
+
+    sub.add_parser("recipes", help="list the recipes")
+    config = sub.add_parser("config", help="print every config key with its default")
+    config.add_argument("--recipe", help="print the resolved config of this recipe instead")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never wait on the hub: models resolve locally
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for noisy in ("httpx", "sentence_transformers", "transformers", "datasets", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    from phasefit.config import ConfigError
+    from phasefit.data.errors import DataError
+    from phasefit.models.encoder import ModelError
+    from phasefit.pipeline import RunDirectoryError
+
+    handlers = {"run": _cmd_run, "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
+                "recipes": _cmd_recipes, "config": _cmd_config}
+    try:
+        return handlers[args.command](args)
+    except (ConfigError, DataError, ModelError, RunDirectoryError, FileNotFoundError) as err:
+        print(f"phasefit: error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    items = []
+    if getattr(args, "data", None):
+        items.append(f"data.path={args.data}")
+    if getattr(args, "model", None):
+        items.append(f"model.name={args.model}")
+    if getattr(args, "seed", None) is not None:
+        items.append(f"seed={args.seed}")
+    if getattr(args, "quiet", False):
+        items.append("progress=false")
+    return items + list(args.overrides)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from phasefit.config import build_config
+    from phasefit.pipeline import train
+
+    config = build_config(args.recipe, args.config, _overrides(args))
+    result = train(config, args.output, overwrite=args.overwrite)
+    print(_format_run(result.metrics))
+    print(f"run directory: {result.run_dir}")
+    return 0
+
+
+def _format_run(metrics: dict) -> str:
+    test, val = metrics["test"], metrics["validation"]
+    lines = [f"recipe {metrics['recipe']}  seed {metrics['seed']}  ({metrics['total_seconds'] / 60:.1f} min)"]
+    for phase in metrics["phases"]:
+        knn = phase.get("validation_knn_accuracy")
+        lines.append(f"  phase {phase['name']:<6} {phase['seconds']:7.1f} s  {phase['examples_per_second'] or 0:7.1f} ex/s"
+                     f"  loss {phase.get('final_loss') or float('nan'):.4f}  val k-NN {knn if knn is not None else float('nan'):.3f}")
+    lines.append(f"  validation accuracy {val['accuracy']:.4f}  macro-F1 {val['macro_f1']:.4f}")
+    lines.append(f"  test       accuracy {test['accuracy']:.4f}  macro-F1 {test['macro_f1']:.4f}")
+    return "\n".join(lines)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import time
+
+    from phasefit.experiments.compare import DEFAULT_RUN_RECIPES, compare_recipes, format_summary
+
+    recipes = args.recipes or DEFAULT_RUN_RECIPES
+    seeds = args.seeds or ([0] if args.fast else [0, 1, 2])
+    output = Path(args.output or f"runs/run-{time.strftime('%Y%m%d-%H%M%S')}")
+    print(f"phasefit run: {', '.join(recipes)} x seeds {seeds} on {args.data} -> {output}")
+    summary = compare_recipes(recipes, seeds, output, overrides=_overrides(args),
+                              on_run=lambda m: print(_format_run(m), flush=True))
+    print()
+    print(format_summary(summary))
+    print(f"\nrun directories: {output}/<recipe>/seed-<n>   summary: {output / 'summary.md'}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from phasefit.pipeline import evaluate_split, load_run, load_run_data
+
+    config, classifier = load_run(args.run_dir)
+    if args.data:
+        config = config.model_copy(update={"data": config.data.model_copy(update={"path": args.data})})
+    splits = load_run_data(config)
+    unknown = sorted(set(splits.label_names) - set(classifier.label_names))
+    if unknown:
+        from phasefit.data.errors import DataError
+
+        raise DataError(f"{args.data}: labels {unknown[:5]} are not among the run's labels; evaluate on data with "
+                        "the same label set")
+    scores = evaluate_split(classifier, splits, getattr(splits, args.split))
+    print(json.dumps({k: v for k, v in scores.items() if k not in {"per_class", "confusion_matrix"}}, indent=2))
+    return 0
+
+
+def _read_texts(path: str, column: str) -> list[str]:
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"input file {file} not found")
+    if file.suffix in {".txt", ""}:
+        return [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    import pandas as pd
+
+    readers = {".csv": lambda: pd.read_csv(file), ".tsv": lambda: pd.read_csv(file, sep="\t"),
+               ".jsonl": lambda: pd.read_json(file, lines=True), ".parquet": lambda: pd.read_parquet(file)}
+    if file.suffix not in readers:
+        raise FileNotFoundError(f"{file}: unknown format; use .txt, .csv, .tsv, .jsonl or .parquet")
+    table = readers[file.suffix]()
+    if column not in table.columns:
+        raise FileNotFoundError(f"{file}: no column {column!r} (columns: {list(table.columns)}); pass --text-column")
+    return [str(text) for text in table[column].tolist()]
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from phasefit.pipeline import load_run
+
+    texts = list(args.texts)
+    if args.input:
+        texts += _read_texts(args.input, args.text_column)
+    if not texts:
+        print("phasefit: error: give texts as arguments or --input FILE", file=sys.stderr)
+        return EXIT_USER_ERROR
+    _, classifier = load_run(args.run_dir)
+    probabilities = classifier.predict_proba(texts)
+    labels = [classifier.label_names[i] for i in probabilities.argmax(axis=1)]
+    if args.output:
+        import pandas as pd
+
+        from phasefit.io import atomic_write_text
+
+        frame = pd.DataFrame({"text": texts, "label": labels, "probability": probabilities.max(axis=1).round(4)})
+        atomic_write_text(Path(args.output), frame.to_csv(index=False))
+        print(f"wrote {len(texts)} predictions to {args.output}")
+    else:
+        for label in labels:
+            print(label)
+    return 0
+
+
+def _cmd_recipes(args: argparse.Namespace) -> int:
+    from phasefit.recipes import RECIPE_HELP, RECIPES
+
+    for name in RECIPES:
+        print(f"{name:<18} {' -> '.join(RECIPES[name]['phases']):<16} {RECIPE_HELP[name]}")
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from phasefit.config import build_config, describe_config
+
+    if args.recipe:
+        import yaml
+
+        print(yaml.safe_dump(build_config(args.recipe).to_dict(), sort_keys=False))
+    else:
+        print(describe_config())
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""Typed run configuration: one model per phase, composed into :class:`RunConfig`.
+
+A run config is YAML (or a dict) with top-level sections ``data``, ``model``, one section per phase type
+(``dae``, ``cl``, ``joint``, ``ft``, ...) and ``phases``, the ordered list of phases to run. A *recipe* is a named
+preset of these same keys (see :mod:`phasefit.recipes`); the user's file and ``--set a.b=c`` overrides are applied
+on top of it. Every key is validated up front: an unknown key, a wrong type or an impossible value fails before any
+work starts, with the dotted key in the message.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class ConfigError(ValueError):
+    """A configuration problem a user can fix; the message names the key and the fix."""
+
+
+class _Section(BaseModel):
+    # extra="forbid": a misspelt key is an error, not silently ignored.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    path: str = Field("builtin:snips", description="Folder of split files, a single file, 'hf:NAME' or 'builtin:snips'.")
+    text_column: str = Field("text", description="Column holding the text.")
+    label_column: str = Field("label", description="Column holding the label.")
+    text_pair_column: str | None = Field(None, description="Optional second text column.")
+    label_separator: str | None = Field(None, description="Separator of hierarchical labels, e.g. '.'.")
+    label_depth: int | None = Field(None, ge=1, description="Truncate/pad hierarchical labels to this many levels.")
+    validation_fraction: float = Field(0.2, gt=0, lt=1, description="Stratified share of train used when no validation file.")
+    test_fraction: float = Field(0.1, gt=0, lt=1, description="Stratified share of train used when no test file.")
+    max_train_examples: int | None = Field(None, ge=2, description="Stratified subset of train (big sets on CPU).")
+    max_eval_examples: int | None = Field(None, ge=2, description="Stratified subset of validation and of test.")
+    few_shot_n: int | None = Field(None, ge=1, description="Draw N training examples with the label distribution.")
+    few_shot_k: int | None = Field(None, ge=1, description="Draw K training examples per class.")
+    unlabelled_path: str | None = Field(None, description="Text file (one text per line) of extra DAE texts.")
+    max_length: Literal["model", "data", "sample"] | int = Field(
+        "data", description="Token limit: 'model', 'data' (longest train text x1.2), 'sample' (10% sample x1.2) or a number."
+    )
+
+    @field_validator("max_length")
+    @classmethod
+    def _positive_length(cls, value: Any) -> Any:
+        if isinstance(value, int) and value < 8:
+            raise ValueError("max_length must be 'model', 'data', 'sample' or an integer >= 8")
+        return value
+
+    @model_validator(mode="after")
+    def _one_few_shot_mode(self) -> DataConfig:
+        if self.few_shot_n is not None and self.few_shot_k is not None:
+            raise ValueError("set only one of few_shot_n and few_shot_k")
+        return self
+
+
+class ModelConfig(_Section):
+    name: str = Field(DEFAULT_MODEL, description="Hub name or local path of the encoder.")
+    pooling: Literal["model", "mean", "cls"] = Field("model", description="Pooling: the model's own, mean or CLS.")
+    trust_remote_code: bool = Field(False, description="Run model code shipped with the checkpoint (off: untrusted).")
+    allow_pickle: bool = Field(False, description="Accept pickle (.bin) weights, which can run code when loaded.")
+
+
+class FTConfig(_Section):
+    """Phase 3: encoder + 2-layer MLP head trained with cross-entropy (paper 000 eq. 7-9)."""
+
+    epochs: int = Field(15, ge=1, description="Maximum epochs (early stopping may end sooner).")
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-4, gt=0, description="Encoder learning rate (top layer when layer_decay < 1).")
+    head_lr: float = Field(2e-3, gt=0, description="Learning rate of the classification head.")
+    weight_decay: float = Field(0.01, ge=0)
+    adam_epsilon: float = Field(1e-8, gt=0, description="AdamW epsilon (paper 000 uses 2e-5).")
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum.")
+    schedule: Literal["constant", "linear", "cosine"] = Field("linear", description="LR schedule after warm-up.")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of steps with linear warm-up.")
+    min_lr_ratio: float = Field(0.0, ge=0, lt=1, description="Cosine floor eta_min as a share of the peak lr.")
+    layer_decay: float = Field(1.0, gt=0, le=1, description="Layer-wise lr decay factor (1 = off).")
+    freeze_encoder: bool = Field(False, description="Train only the head (embeddings cached once).")
+    head_hidden: int = Field(256, ge=1, description="Hidden width of the MLP head.")
+    head_dropout: float = Field(0.1, ge=0, lt=1)
+    activation: Literal["gelu", "relu", "tanh"] = "gelu"
+    patience: int = Field(3, ge=1, description="Early-stopping patience in epochs.")
+    metric: Literal["accuracy", "macro_f1"] = Field("macro_f1", description="Validation metric for selection.")
+    max_grad_norm: float = Field(1.0, gt=0)
+
+
+class RunConfig(_Section):
+    recipe: str = Field("ft", description="Recipe name (a preset of phases and settings).")
+    seed: int = Field(0, ge=0)
+    phases: list[str] = Field(default_factory=lambda: ["ft"], description="Phases in order, e.g. [dae, cl, ft].")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    ft: FTConfig = Field(default_factory=FTConfig)
+    progress: bool = Field(True, description="Show progress bars.")
+
+    @model_validator(mode="after")
+    def _phases_known(self) -> RunConfig:
+        from phasefit.phases import PHASES  # local: phases import config
+
+        unknown = [name for name in self.phases if name not in PHASES]
+        if unknown:
+            raise ValueError(f"unknown phase(s) {unknown}; available: {sorted(PHASES)}")
+        if not self.phases or self.phases[-1] not in {"ft"}:
+            raise ValueError(f"the last phase must train the classifier ('ft'), got phases={self.phases}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Building a config: recipe preset <- YAML file <- --set overrides
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Parse ``a.b=c`` into (["a", "b"], value); the value is read as YAML (so 3, 1e-4, true, [dae, ft] work)."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set ft.epochs=5")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set {item!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--set {item!r}: value is not valid YAML ({err})") from err
+    return key.split("."), value
+
+
+def deep_update(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``update`` into a copy of ``base`` (dicts merge, everything else replaces)."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_update(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found; pass an existing YAML file to --config")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path}: top level must be a mapping of keys, got {type(loaded).__name__}")
+    return loaded
+
+
+def build_config(
+    recipe: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: list[str] | None = None,
+    base: dict[str, Any] | None = None,
+) -> RunConfig:
+    """Resolve a run config: recipe preset, then the YAML file, then ``--set`` overrides, then validate.
+
+    ``recipe`` (the CLI's ``--recipe``) wins over a ``recipe:`` key in the file.
+    """
+    from phasefit.recipes import recipe_preset
+
+    raw: dict[str, Any] = copy.deepcopy(base) if base else {}
+    if config_file is not None:
+        raw = deep_update(raw, read_yaml(config_file))
+    for item in overrides or []:
+        keys, value = parse_override(item)
+        node = raw
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {key!r} is not a section")
+        node[keys[-1]] = value
+    name = recipe or raw.get("recipe") or "ft"
+    preset = recipe_preset(name)  # raises ConfigError for an unknown name
+    resolved = deep_update(preset, {k: v for k, v in raw.items() if k != "recipe"})
+    resolved["recipe"] = name
+    return validate_config(resolved)
+
+
+def validate_config(raw: dict[str, Any]) -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        lines = []
+        for problem in err.errors():
+            key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+            if problem["type"] == "extra_forbidden":
+                lines.append(f"  {key}: unknown key; check the spelling (`phasefit config` lists every key)")
+            else:
+                lines.append(f"  {key}: {problem['msg']} (got {problem.get('input')!r})")
+        raise ConfigError("invalid config:\n" + "\n".join(lines)) from None
+
+
+def save_config(config: RunConfig, path: Path) -> None:
+    from phasefit.io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def describe_config() -> str:
+    """One line per config key with its default and help text (for ``--help-config``)."""
+    lines = []
+    sections: dict[str, type[BaseModel]] = {"": RunConfig}
+    for key, field in RunConfig.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            sections[key] = annotation
+    for prefix, model in sections.items():
+        for key, field in model.model_fields.items():
+            annotation = field.annotation
+            if prefix == "" and isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                continue
+            default = field.get_default(call_default_factory=True)
+            name = f"{prefix}.{key}" if prefix else key
+            lines.append(f"{name} = {default!r}  {field.description or ''}".rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,15 @@
+"""Data layer: load labelled text into train/validation/test, seeded stratified splits, few-shot draws, max length."""
+
+from phasefit.data.errors import DataError
+from phasefit.data.loading import builtin_data_path, load_splits
+from phasefit.data.splits import DatasetSplits, LabelledSplit, few_shot, resolve_max_length
+
+__all__ = [
+    "DataError",
+    "DatasetSplits",
+    "LabelledSplit",
+    "builtin_data_path",
+    "few_shot",
+    "load_splits",
+    "resolve_max_length",
+]

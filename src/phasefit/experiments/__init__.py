@@ -1,0 +1,1 @@
+"""Experiments over runs: recipe comparisons, grids, protocols."""

@@ -1,0 +1,1 @@
+"""Encoders (offline resolution, pooling), heads and the trained classifier."""

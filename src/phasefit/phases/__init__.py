@@ -1,0 +1,20 @@
+"""Phases by name: the registry recipes compose (``phases: [dae, cl, ft]``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from phasefit.phases.base import Phase
+
+# name -> "module:Class"; imported on first use so that `phasefit --help` and config validation stay instant.
+PHASES: dict[str, str] = {
+    "ft": "phasefit.phases.ft:FTPhase",
+}
+
+
+def get_phase(name: str) -> Phase:
+    import importlib
+
+    module_name, class_name = PHASES[name].split(":")
+    return getattr(importlib.import_module(module_name), class_name)()

@@ -1,0 +1,136 @@
+"""Phase 3, FT: fine-tune encoder + MLP head with cross-entropy (paper 000 §3.3, eq. 7-9).
+
+Runs on ``transformers.Trainer`` so that ``accelerate launch`` gives multi-GPU training, mixed precision,
+checkpoints and ``report_to`` without code of ours. Early stopping watches a *validation* metric and the best
+epoch's weights are restored at the end; the test split is never seen here. With ``freeze_encoder`` the encoder
+embeds the data once and only the head trains, on the cached embeddings.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from phasefit.config import FTConfig
+from phasefit.evaluation.metrics import classification_metrics
+from phasefit.models.classifier import HeadOnly, MLPHead, TextClassifier
+from phasefit.models.encoder import embedding_dimension
+from phasefit.phases.base import PhaseContext
+from phasefit.training.cost import trainable_parameters
+from phasefit.training.optim import make_optimizer, parameter_groups, scheduler_arguments
+from phasefit.training.trainer import build_training_arguments, final_train_loss, quiet_trainer
+
+logger = logging.getLogger(__name__)
+
+
+class _ListDataset(torch.utils.data.Dataset):
+    def __init__(self, rows: list[dict[str, Any]]):
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.rows[index]
+
+
+class FTPhase:
+    """Encoder + 2-layer MLP head, cross-entropy, AdamW/SGD, warm-up + schedule, layer-wise lr decay."""
+
+    name: ClassVar[str] = "ft"
+
+    def settings(self, ctx: PhaseContext) -> FTConfig:
+        return ctx.config.ft
+
+    def run(self, ctx: PhaseContext) -> dict[str, Any]:
+        from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, default_data_collator
+
+        cfg = self.settings(ctx)
+        splits = ctx.splits
+        torch.manual_seed(ctx.seed)  # the head's initial weights depend on the run seed only
+        head = MLPHead(embedding_dimension(ctx.encoder), cfg.head_hidden, splits.num_labels,
+                       dropout=cfg.head_dropout, activation=cfg.activation)
+        classifier = TextClassifier(ctx.encoder, head, splits.label_names, max_length=ctx.max_length,
+                                    label_separator=splits.label_separator)
+        train_labels = splits.label_ids(splits.train)
+        val_labels = splits.label_ids(splits.validation)
+
+        if cfg.freeze_encoder:
+            # Embed once; the Trainer then sees only the head and cached vectors.
+            for param in ctx.encoder.parameters():
+                param.requires_grad_(False)
+            train_vectors = ctx.embed(splits.train.texts)
+            val_vectors = ctx.embed(splits.validation.texts)
+            train_rows = [{"embeddings": torch.from_numpy(v), "labels": y} for v, y in zip(train_vectors, train_labels)]
+            val_rows = [{"embeddings": torch.from_numpy(v), "labels": y} for v, y in zip(val_vectors, val_labels)]
+            model: torch.nn.Module = HeadOnly(head)
+            collator = default_data_collator
+            groups = parameter_groups(None, head, lr=cfg.lr, head_lr=cfg.head_lr, weight_decay=cfg.weight_decay)
+        else:
+            train_rows = [{**tok, "labels": y} for tok, y in zip(ctx.tokenized("train"), train_labels)]
+            val_rows = [{**tok, "labels": y} for tok, y in zip(ctx.tokenized("validation"), val_labels)]
+            model = classifier
+            collator = DataCollatorWithPadding(ctx.encoder.tokenizer)
+            groups = parameter_groups(ctx.encoder, head, lr=cfg.lr, head_lr=cfg.head_lr,
+                                      weight_decay=cfg.weight_decay, layer_decay=cfg.layer_decay)
+
+        optimizer = make_optimizer(groups, name=cfg.optimizer, lr=cfg.lr, adam_epsilon=cfg.adam_epsilon,
+                                   momentum=cfg.momentum)
+        args = build_training_arguments(
+            ctx,
+            phase=self.name,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+            max_grad_norm=cfg.max_grad_norm,
+            evaluate=True,
+            metric=cfg.metric,
+            group_by_length=not cfg.freeze_encoder,
+            **scheduler_arguments(cfg.schedule, cfg.warmup_ratio, cfg.min_lr_ratio),
+        )
+        label_names = splits.label_names
+
+        def compute_metrics(prediction: Any) -> dict[str, float]:
+            logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+            scores = classification_metrics(prediction.label_ids, np.argmax(logits, axis=-1), label_names,
+                                            detailed=False)
+            return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
+
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=_ListDataset(train_rows),
+            eval_dataset=_ListDataset(val_rows),
+            data_collator=collator,
+            compute_metrics=compute_metrics,
+            optimizers=(optimizer, None),
+            callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience)],
+        )
+        quiet_trainer(trainer)
+        trainable = trainable_parameters(model)
+        result = trainer.train(resume_from_checkpoint=None)
+        state = trainer.state
+        epochs_run = math.ceil(state.epoch or 0)
+        ctx.classifier = classifier.eval()
+        for param in ctx.encoder.parameters():
+            param.requires_grad_(True)
+        best_epoch = None
+        best_metric = state.best_metric
+        for entry in state.log_history:
+            if f"eval_{cfg.metric}" in entry and entry[f"eval_{cfg.metric}"] == best_metric:
+                best_epoch = entry.get("epoch")
+                break
+        return {
+            "examples": len(train_rows) * max(1, epochs_run),
+            "trainable_parameters": trainable,
+            "final_loss": final_train_loss(state.log_history, result),
+            "epochs_run": epochs_run,
+            "best_epoch": best_epoch,
+            f"best_validation_{cfg.metric}": best_metric,
+            "log_history": state.log_history,
+        }

@@ -1,0 +1,1 @@
+"""Trainer set-up shared by the phases: parameter groups with layer-wise decay, schedules, cost records."""

@@ -1,0 +1,82 @@
+"""Optimiser parameter groups: layer-wise learning-rate decay (paper 003) and a separate head learning rate.
+
+With ``layer_decay = d`` and L transformer layers, layer i (1 = lowest) trains at ``lr * d**(L - i)``, the
+embeddings at ``lr * d**L``, and everything above the last layer (pooler, Dense, head-side modules) at ``lr``.
+Biases and normalisation weights get no weight decay, as in BERT's recipe.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+_LAYER = re.compile(r"\.(?:layer|layers|block|blocks|h)\.(\d+)\.")
+
+
+def _no_decay(name: str, param: torch.Tensor) -> bool:
+    return param.ndim < 2 or "norm" in name.lower() or name.endswith(".bias")
+
+
+def layer_depths(names: Iterable[str]) -> tuple[dict[str, int], int]:
+    """Map each parameter name to its depth (0 = embeddings, i+1 = layer i, top = L+1) and return L."""
+    names = list(names)
+    indices = [int(m.group(1)) for n in names if (m := _LAYER.search(n))]
+    num_layers = max(indices) + 1 if indices else 0
+    depths = {}
+    for name in names:
+        match = _LAYER.search(name)
+        if match:
+            depths[name] = int(match.group(1)) + 1
+        elif "embed" in name.lower():
+            depths[name] = 0
+        else:
+            depths[name] = num_layers + 1
+    return depths, num_layers
+
+
+def parameter_groups(
+    encoder: nn.Module | None,
+    head: nn.Module | None,
+    *,
+    lr: float,
+    head_lr: float,
+    weight_decay: float,
+    layer_decay: float = 1.0,
+) -> list[dict]:
+    """AdamW/SGD parameter groups for an encoder (with layer-wise decay) and a head (own lr)."""
+    groups: dict[tuple[float, float], list[torch.Tensor]] = {}
+
+    def add(param: torch.Tensor, group_lr: float, decay: float) -> None:
+        groups.setdefault((group_lr, decay), []).append(param)
+
+    if encoder is not None:
+        named = [(n, p) for n, p in encoder.named_parameters() if p.requires_grad]
+        depths, num_layers = layer_depths(n for n, _ in named)
+        for name, param in named:
+            scale = layer_decay ** max(0, num_layers + 1 - depths[name])
+            add(param, lr * scale, 0.0 if _no_decay(name, param) else weight_decay)
+    if head is not None:
+        for name, param in head.named_parameters():
+            if param.requires_grad:
+                add(param, head_lr, 0.0 if _no_decay(name, param) else weight_decay)
+    return [{"params": params, "lr": group_lr, "weight_decay": decay} for (group_lr, decay), params in groups.items()]
+
+
+def make_optimizer(groups: list[dict], *, name: str, lr: float, adam_epsilon: float = 1e-8,
+                   momentum: float = 0.9) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum)
+    return torch.optim.AdamW(groups, lr=lr, eps=adam_epsilon)
+
+
+def scheduler_arguments(schedule: str, warmup_ratio: float, min_lr_ratio: float) -> dict:
+    """TrainingArguments keys for our schedule names (constant / linear / cosine with floor eta_min)."""
+    if schedule == "constant":
+        return {"lr_scheduler_type": "constant_with_warmup", "warmup_steps": warmup_ratio}
+    if schedule == "cosine":
+        return {"lr_scheduler_type": "cosine_with_min_lr", "warmup_steps": warmup_ratio,
+                "lr_scheduler_kwargs": {"min_lr_rate": min_lr_ratio}}
+    return {"lr_scheduler_type": "linear", "warmup_steps": warmup_ratio}
