@@ -67,28 +67,76 @@ class ModelConfig(_Section):
     allow_pickle: bool = Field(False, description="Accept pickle (.bin) weights, which can run code when loaded.")
 
 
-class FTConfig(_Section):
-    """Phase 3: encoder + 2-layer MLP head trained with cross-entropy (paper 000 eq. 7-9)."""
+class OptimConfig(_Section):
+    """Settings every training phase shares: epochs, batch, optimiser and schedule (paper 003 §3)."""
 
-    epochs: int = Field(15, ge=1, description="Maximum epochs (early stopping may end sooner).")
+    epochs: int = Field(1, ge=1, description="Epochs (maximum epochs for phases with early stopping).")
     batch_size: int = Field(16, ge=1)
-    lr: float = Field(1e-4, gt=0, description="Encoder learning rate (top layer when layer_decay < 1).")
-    head_lr: float = Field(2e-3, gt=0, description="Learning rate of the classification head.")
-    weight_decay: float = Field(0.01, ge=0)
-    adam_epsilon: float = Field(1e-8, gt=0, description="AdamW epsilon (paper 000 uses 2e-5).")
+    lr: float = Field(5e-5, gt=0, description="Learning rate (of the top encoder layer when layer_decay < 1).")
+    weight_decay: float = Field(0.0, ge=0)
+    adam_epsilon: float = Field(1e-6, gt=0, description="AdamW epsilon.")
     optimizer: Literal["adamw", "sgd"] = "adamw"
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum.")
     schedule: Literal["constant", "linear", "cosine"] = Field("linear", description="LR schedule after warm-up.")
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of steps with linear warm-up.")
     min_lr_ratio: float = Field(0.0, ge=0, lt=1, description="Cosine floor eta_min as a share of the peak lr.")
     layer_decay: float = Field(1.0, gt=0, le=1, description="Layer-wise lr decay factor (1 = off).")
+    max_grad_norm: float = Field(1.0, gt=0)
+
+
+class DAEConfig(OptimConfig):
+    """Phase 1: TSDAE denoising auto-encoder on training (+ unlabelled) texts (paper 000 §3.1)."""
+
+    epochs: int = Field(2, ge=1, description="Epochs; the noise is drawn afresh every epoch.")
+    noise_ratio: float = Field(0.6, ge=0, lt=1, description="Fraction of words deleted (search space 0.3-0.7).")
+    tie_decoder: bool = Field(True, description="Share the decoder's weights with the encoder.")
+    max_texts: int | None = Field(None, ge=1, description="Cap on phase-1 texts (seeded sample), for big sets on CPU.")
+
+
+class CLConfig(OptimConfig):
+    """Phase 2: siamese cosine-similarity learning on class pairs, with imbalance correction (paper 000 §3.2)."""
+
+    imbalance: bool = Field(True, description="Apply the imbalance correction (eq. 4-6) before pairing.")
+    min_ratio: float = Field(1.5, ge=0, description="Lower bound of the oversampling ratio.")
+    max_ratio: float = Field(4.0, gt=0, description="Ratio given to a class of one example (f(1)).")
+    noise_min_words: int = Field(6, ge=1, description="Oversampled copies with at least this many words get stop-word deletion.")
+    stop_word_ratio: float = Field(0.5, ge=0, le=1, description="Share of stop words deleted in an oversampled copy.")
+    sampling: Literal["paper", "setfit"] = Field("paper", description="Pairs: shuffled zips (paper) or SetFit pos/neg draws.")
+    augmentation_factor: int = Field(4, ge=1, description="Shuffled copies = factor x floor(log2 K).")
+    balance_targets: bool = Field(True, description="Down-sample pairs so every target value has the same count.")
+    setfit_iterations: int = Field(5, ge=1, description="Positive+negative draws per example (sampling=setfit).")
+    max_pairs: int | None = Field(None, ge=1, description="Cap on pairs (seeded sample), for big sets on CPU.")
+
+    @model_validator(mode="after")
+    def _ratio_order(self) -> CLConfig:
+        if self.min_ratio > self.max_ratio:
+            raise ValueError(f"min_ratio ({self.min_ratio}) must not exceed max_ratio ({self.max_ratio})")
+        return self
+
+
+class JointConfig(OptimConfig):
+    """DAE and CL trained together, L = L_DAE + L_CL (paper 000 §3.3.1); pairs come from the ``cl`` settings."""
+
+    noise_ratio: float = Field(0.6, ge=0, lt=1, description="Fraction of words deleted for the DAE stream.")
+    tie_decoder: bool = True
+    dae_weight: float = Field(1.0, ge=0, description="Weight of L_DAE.")
+    cl_weight: float = Field(1.0, ge=0, description="Weight of L_CL.")
+
+
+class FTConfig(OptimConfig):
+    """Phase 3: encoder + 2-layer MLP head trained with cross-entropy (paper 000 eq. 7-9)."""
+
+    epochs: int = Field(15, ge=1, description="Maximum epochs (early stopping may end sooner).")
+    lr: float = Field(1e-4, gt=0, description="Encoder learning rate (top layer when layer_decay < 1).")
+    head_lr: float = Field(2e-3, gt=0, description="Learning rate of the classification head.")
+    weight_decay: float = Field(0.01, ge=0)
+    adam_epsilon: float = Field(1e-8, gt=0, description="AdamW epsilon (paper 000 uses 2e-5).")
     freeze_encoder: bool = Field(False, description="Train only the head (embeddings cached once).")
     head_hidden: int = Field(256, ge=1, description="Hidden width of the MLP head.")
     head_dropout: float = Field(0.1, ge=0, lt=1)
     activation: Literal["gelu", "relu", "tanh"] = "gelu"
     patience: int = Field(3, ge=1, description="Early-stopping patience in epochs.")
     metric: Literal["accuracy", "macro_f1"] = Field("macro_f1", description="Validation metric for selection.")
-    max_grad_norm: float = Field(1.0, gt=0)
 
 
 class RunConfig(_Section):
@@ -97,6 +145,9 @@ class RunConfig(_Section):
     phases: list[str] = Field(default_factory=lambda: ["ft"], description="Phases in order, e.g. [dae, cl, ft].")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
+    dae: DAEConfig = Field(default_factory=DAEConfig)
+    cl: CLConfig = Field(default_factory=CLConfig)
+    joint: JointConfig = Field(default_factory=JointConfig)
     ft: FTConfig = Field(default_factory=FTConfig)
     progress: bool = Field(True, description="Show progress bars.")
 

@@ -11,11 +11,23 @@ from typing import Any
 from phasefit.config import ConfigError
 
 RECIPES: dict[str, dict[str, Any]] = {
+    "3phase": {"phases": ["dae", "cl", "ft"]},
+    "joint": {"phases": ["joint", "ft"]},
+    "dae-ft": {"phases": ["dae", "ft"]},
+    "cl-ft": {"phases": ["cl", "ft"]},
     "ft": {"phases": ["ft"]},
+    "3phase-no-imb": {"phases": ["dae", "cl", "ft"], "cl": {"imbalance": False}},
+    "3phase-extra-imb": {"phases": ["dae", "cl", "ft"], "cl": {"min_ratio": 1.5, "max_ratio": 20.0}},
 }
 
 RECIPE_HELP: dict[str, str] = {
+    "3phase": "paper 000: DAE -> CL with imbalance correction (1.5, 4) -> FT",
+    "joint": "paper 000 §3.3.1: DAE and CL trained together (L_DAE + L_CL) -> FT",
+    "dae-ft": "ablation: DAE -> FT",
+    "cl-ft": "ablation: CL (with imbalance correction) -> FT",
     "ft": "plain fine-tuning: encoder + MLP head, cross-entropy (the baseline)",
+    "3phase-no-imb": "ablation: 3phase without the imbalance correction",
+    "3phase-extra-imb": "ablation: 3phase with extra imbalance correction (1.5, 20)",
 }
 
 

@@ -9,6 +9,9 @@ if TYPE_CHECKING:
 
 # name -> "module:Class"; imported on first use so that `phasefit --help` and config validation stay instant.
 PHASES: dict[str, str] = {
+    "dae": "phasefit.phases.staged:DAEPhase",
+    "cl": "phasefit.phases.staged:CLPhase",
+    "joint": "phasefit.phases.staged:JointPhase",
     "ft": "phasefit.phases.ft:FTPhase",
 }
 

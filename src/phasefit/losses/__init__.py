@@ -1,0 +1,1 @@
+"""Losses, each an ``nn.Module`` documenting the equation it implements."""

