@@ -79,7 +79,9 @@ def test_predict_file_to_csv(cli_run: CliRun, tmp_path: Path, capsys: pytest.Cap
     assert table["probability"].between(1 / len(TOY_LABELS), 1.0).all()  # the top class of 3
 
 
-def test_predict_csv_input_with_text_column(cli_run: CliRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_predict_csv_input_with_text_column(
+    cli_run: CliRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     source = tmp_path / "in.csv"
     pd.DataFrame({"utterance": ["is it sunny", "shuffle piano album"]}).to_csv(source, index=False)
     assert main(["predict", str(cli_run.run_dir), "--input", str(source), "--text-column", "utterance"]) == 0

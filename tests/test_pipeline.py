@@ -200,7 +200,9 @@ def test_tiny_model_learns_the_toy_intents(tiny_model_dir: Path, toy_data_dir: P
     assert result.metrics["test"]["accuracy"] >= 0.8
 
 
-def test_plain_hugging_face_folder_loads_with_mean_pooling(tiny_hf_dir: Path, toy_data_dir: Path, tmp_path: Path) -> None:
+def test_plain_hugging_face_folder_loads_with_mean_pooling(
+    tiny_hf_dir: Path, toy_data_dir: Path, tmp_path: Path
+) -> None:
     assert not (tiny_hf_dir / "modules.json").exists()
     result = train(ft_config(tiny_hf_dir, toy_data_dir, "ft.epochs=1"), tmp_path / "hf")
     assert result.classifier.head.shape["in_dim"] == 32

@@ -171,6 +171,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _read_texts(path: str, column: str) -> list[str]:
+    from phasefit.data.errors import DataError
+
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"input file {file} not found")
@@ -181,10 +183,10 @@ def _read_texts(path: str, column: str) -> list[str]:
     readers = {".csv": lambda: pd.read_csv(file), ".tsv": lambda: pd.read_csv(file, sep="\t"),
                ".jsonl": lambda: pd.read_json(file, lines=True), ".parquet": lambda: pd.read_parquet(file)}
     if file.suffix not in readers:
-        raise FileNotFoundError(f"{file}: unknown format; use .txt, .csv, .tsv, .jsonl or .parquet")
+        raise DataError(f"{file}: unknown format; use .txt, .csv, .tsv, .jsonl or .parquet")
     table = readers[file.suffix]()
     if column not in table.columns:
-        raise FileNotFoundError(f"{file}: no column {column!r} (columns: {list(table.columns)}); pass --text-column")
+        raise DataError(f"{file}: no column {column!r} (columns: {list(table.columns)}); pass --text-column")
     return [str(text) for text in table[column].tolist()]
 
 

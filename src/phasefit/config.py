@@ -72,7 +72,7 @@ class OptimConfig(_Section):
 
     epochs: int = Field(1, ge=1, description="Epochs (maximum epochs for phases with early stopping).")
     batch_size: int = Field(16, ge=1)
-    lr: float = Field(5e-5, gt=0, description="Learning rate (of the top encoder layer when layer_decay < 1).")
+    lr: float = Field(5e-5, gt=0, description="Learning rate (of the pooler/top; each layer below x layer_decay).")
     weight_decay: float = Field(0.0, ge=0)
     adam_epsilon: float = Field(1e-6, gt=0, description="AdamW epsilon.")
     optimizer: Literal["adamw", "sgd"] = "adamw"
@@ -127,7 +127,7 @@ class FTConfig(OptimConfig):
     """Phase 3: encoder + 2-layer MLP head trained with cross-entropy (paper 000 eq. 7-9)."""
 
     epochs: int = Field(15, ge=1, description="Maximum epochs (early stopping may end sooner).")
-    lr: float = Field(1e-4, gt=0, description="Encoder learning rate (top layer when layer_decay < 1).")
+    lr: float = Field(1e-4, gt=0, description="Encoder learning rate (pooler/top; each layer below x layer_decay).")
     head_lr: float = Field(2e-3, gt=0, description="Learning rate of the classification head.")
     weight_decay: float = Field(0.01, ge=0)
     adam_epsilon: float = Field(1e-8, gt=0, description="AdamW epsilon (paper 000 uses 2e-5).")
@@ -182,6 +182,11 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as err:
         raise ConfigError(f"--set {item!r}: value is not valid YAML ({err})") from err
+    if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+        try:
+            value = float(value) if value.strip().lower() not in {"nan", "inf", "-inf", "infinity"} else value
+        except ValueError:
+            pass
     return key.split("."), value
 
 
@@ -247,11 +252,14 @@ def validate_config(raw: dict[str, Any]) -> RunConfig:
     except ValidationError as err:
         lines = []
         for problem in err.errors():
-            key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
-            if problem["type"] == "extra_forbidden":
+            key = ".".join(str(part) for part in problem["loc"])
+            message = problem["msg"].removeprefix("Value error, ")
+            if not key:
+                lines.append(f"  {message}")
+            elif problem["type"] == "extra_forbidden":
                 lines.append(f"  {key}: unknown key; check the spelling (`phasefit config` lists every key)")
             else:
-                lines.append(f"  {key}: {problem['msg']} (got {problem.get('input')!r})")
+                lines.append(f"  {key}: {message} (got {problem.get('input')!r})")
         raise ConfigError("invalid config:\n" + "\n".join(lines)) from None
 
 

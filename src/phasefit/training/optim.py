@@ -1,7 +1,8 @@
 """Optimiser parameter groups: layer-wise learning-rate decay (paper 003) and a separate head learning rate.
 
-With ``layer_decay = d`` and L transformer layers, layer i (1 = lowest) trains at ``lr * d**(L - i)``, the
-embeddings at ``lr * d**L``, and everything above the last layer (pooler, Dense, head-side modules) at ``lr``.
+With ``layer_decay = d`` and L transformer layers, everything above the last layer (pooler, Dense, head-side
+modules) trains at ``lr``, layer i (1 = lowest) at ``lr * d**(L + 1 - i)`` and the embeddings at ``lr * d**(L + 1)``:
+paper 003's "1e-4 for the pooling layer at the top, multiplied by 0.9 for each layer down to the embeddings".
 Biases and normalisation weights get no weight decay, as in BERT's recipe.
 """
 
