@@ -82,12 +82,13 @@ class OptimConfig(_Section):
     min_lr_ratio: float = Field(0.0, ge=0, lt=1, description="Cosine floor eta_min as a share of the peak lr.")
     layer_decay: float = Field(1.0, gt=0, le=1, description="Layer-wise lr decay factor (1 = off).")
     max_grad_norm: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimiser steps (smoke runs, tests).")
 
 
 class DAEConfig(OptimConfig):
     """Phase 1: TSDAE denoising auto-encoder on training (+ unlabelled) texts (paper 000 §3.1)."""
 
-    epochs: int = Field(2, ge=1, description="Epochs; the noise is drawn afresh every epoch.")
+    epochs: int = Field(4, ge=1, description="Epochs; the noise is drawn afresh every epoch.")
     noise_ratio: float = Field(0.6, ge=0, lt=1, description="Fraction of words deleted (search space 0.3-0.7).")
     tie_decoder: bool = Field(True, description="Share the decoder's weights with the encoder.")
     max_texts: int | None = Field(None, ge=1, description="Cap on phase-1 texts (seeded sample), for big sets on CPU.")
@@ -96,6 +97,7 @@ class DAEConfig(OptimConfig):
 class CLConfig(OptimConfig):
     """Phase 2: siamese cosine-similarity learning on class pairs, with imbalance correction (paper 000 §3.2)."""
 
+    epochs: int = Field(3, ge=1)
     imbalance: bool = Field(True, description="Apply the imbalance correction (eq. 4-6) before pairing.")
     min_ratio: float = Field(1.5, ge=0, description="Lower bound of the oversampling ratio.")
     max_ratio: float = Field(4.0, gt=0, description="Ratio given to a class of one example (f(1)).")

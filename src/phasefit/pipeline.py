@@ -134,6 +134,7 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False)
 
     ctx = PhaseContext(config=config, splits=splits, encoder=encoder, max_length=max_length,
                        work_dir=output_dir, unlabelled_texts=unlabelled)
+    initial = embedding_record(ctx)  # the pre-trained space, the reference each phase is compared with
     phase_records = []
     for index, name in enumerate(config.phases, start=1):
         logger.info("phase %d/%d: %s", index, len(config.phases), name)
@@ -158,6 +159,7 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False)
         "sizes": {"train": len(splits.train), "validation": len(splits.validation), "test": len(splits.test)},
         "validation": evaluate_split(classifier, splits, splits.validation),
         "test": evaluate_split(classifier, splits, splits.test),  # read once, after training
+        "initial_embeddings": initial,
         "phases": phase_records,
         "total_seconds": round(sum(p["seconds"] for p in phase_records), 3),
     }

@@ -15,7 +15,7 @@ from typing import Any
 
 from phasefit.io import atomic_write_json, atomic_write_text
 
-DEFAULT_RUN_RECIPES = ["ft"]
+DEFAULT_RUN_RECIPES = ["3phase", "ft"]
 
 
 def compare_recipes(

@@ -91,6 +91,7 @@ class FTPhase:
             evaluate=True,
             metric=cfg.metric,
             group_by_length=not cfg.freeze_encoder,
+            max_steps=cfg.max_steps,
             **scheduler_arguments(cfg.schedule, cfg.warmup_ratio, cfg.min_lr_ratio),
         )
         label_names = splits.label_names
@@ -126,7 +127,8 @@ class FTPhase:
                 best_epoch = entry.get("epoch")
                 break
         return {
-            "examples": len(train_rows) * max(1, epochs_run),
+            "examples": min(len(train_rows) * max(1, epochs_run), state.global_step * cfg.batch_size),
+            "steps": state.global_step,
             "trainable_parameters": trainable,
             "final_loss": final_train_loss(state.log_history, result),
             "epochs_run": epochs_run,

@@ -186,7 +186,7 @@ def train_objective(
                                momentum=cfg.momentum)
     args = build_training_arguments(
         ctx, phase=phase, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm, group_by_length=False,
+        max_grad_norm=cfg.max_grad_norm, group_by_length=False, max_steps=cfg.max_steps,
         **scheduler_arguments(cfg.schedule, cfg.warmup_ratio, cfg.min_lr_ratio),
     )
     trainer = Trainer(model=objective, args=args, train_dataset=_Items(items), data_collator=collator,
@@ -195,10 +195,11 @@ def train_objective(
     trainable = trainable_parameters(objective)
     result = trainer.train()
     return {
-        "examples": len(items) * cfg.epochs,
+        "examples": trainer.state.global_step * cfg.batch_size if cfg.max_steps else len(items) * cfg.epochs,
         "trainable_parameters": trainable,
         "final_loss": final_train_loss(trainer.state.log_history, result),
-        "epochs_run": cfg.epochs,
+        "epochs_run": round(trainer.state.epoch or 0, 3),
+        "steps": trainer.state.global_step,
         "log_history": trainer.state.log_history,
     }
 

@@ -24,6 +24,7 @@ def build_training_arguments(
     evaluate: bool = False,
     metric: str = "macro_f1",
     group_by_length: bool = True,
+    max_steps: int | None = None,
     **extra: Any,
 ) -> TrainingArguments:
     """Arguments for one phase's Trainer: epoch checkpoints under ``work_dir/checkpoints/<phase>``, the run
@@ -43,6 +44,7 @@ def build_training_arguments(
     return TrainingArguments(
         output_dir=str(ctx.work_dir / "checkpoints" / phase),
         num_train_epochs=epochs,
+        max_steps=max_steps if max_steps is not None else -1,
         per_device_train_batch_size=batch_size,
         learning_rate=lr,
         weight_decay=weight_decay,
