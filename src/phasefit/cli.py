@@ -88,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from phasefit.models.encoder import ModelError
     from phasefit.pipeline import RunDirectoryError
 
+    if args.command in {"run", "train", "evaluate", "predict"}:
+        _quiet_libraries()
     handlers = {"run": _cmd_run, "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
                 "recipes": _cmd_recipes, "config": _cmd_config}
     try:
@@ -95,6 +97,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, DataError, ModelError, RunDirectoryError, FileNotFoundError) as err:
         print(f"phasefit: error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+def _quiet_libraries() -> None:
+    """Weight-loading and shard-writing bars of transformers say nothing useful in a CLI run; keep the output
+    to phasefit's own progress and results."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:

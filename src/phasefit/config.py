@@ -139,6 +139,24 @@ class FTConfig(OptimConfig):
     activation: Literal["gelu", "relu", "tanh"] = "gelu"
     patience: int = Field(3, ge=1, description="Early-stopping patience in epochs.")
     metric: Literal["accuracy", "macro_f1"] = Field("macro_f1", description="Validation metric for selection.")
+    scl_weight: float = Field(0.0, ge=0, le=1, description="lambda of L = (1-lambda) CE + lambda SCL (paper 002); 0 = CE only.")
+    scl_temperature: float = Field(0.3, gt=0, description="tau of the SCL term.")
+    sampler: Literal["random", "label-aware"] = Field(
+        "random", description="Batch order; label-aware puts same-class pairs in every batch (for SCL)."
+    )
+
+
+class ContrastiveConfig(OptimConfig):
+    """Contrastive pre-training of the encoder: SupCon (labels) or SimCLR (dropout views), paper 003 §3.3."""
+
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(32, ge=2, description="Larger batches hold more negatives (paper 003: 64 / 256).")
+    lr: float = Field(1e-4, gt=0)
+    warmup_ratio: float = Field(0.2, ge=0, lt=1)
+    temperature: float = Field(0.1, gt=0, description="tau of the contrastive loss.")
+    views: int = Field(2, ge=2, description="Views per text (dropout noise makes them differ).")
+    view_noise_ratio: float = Field(0.0, ge=0, lt=1, description="Extra word deletion per view (0 = dropout only).")
+    sampler: Literal["random", "label-aware"] = Field("label-aware", description="Batch order (SupCon).")
 
 
 class RunConfig(_Section):
@@ -150,6 +168,8 @@ class RunConfig(_Section):
     dae: DAEConfig = Field(default_factory=DAEConfig)
     cl: CLConfig = Field(default_factory=CLConfig)
     joint: JointConfig = Field(default_factory=JointConfig)
+    supcon: ContrastiveConfig = Field(default_factory=ContrastiveConfig)
+    simclr: ContrastiveConfig = Field(default_factory=lambda: ContrastiveConfig(sampler="random"))
     ft: FTConfig = Field(default_factory=FTConfig)
     progress: bool = Field(True, description="Show progress bars.")
 

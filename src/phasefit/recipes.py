@@ -10,6 +10,9 @@ from typing import Any
 
 from phasefit.config import ConfigError
 
+# paper 003's protocol: the classifier trains on the frozen pre-trained encoder (embeddings cached, so cheap epochs)
+_FROZEN_HEAD = {"freeze_encoder": True, "epochs": 100, "patience": 10, "head_lr": 1e-3, "warmup_ratio": 0.0}
+
 RECIPES: dict[str, dict[str, Any]] = {
     "3phase": {"phases": ["dae", "cl", "ft"]},
     "joint": {"phases": ["joint", "ft"]},
@@ -18,6 +21,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     "ft": {"phases": ["ft"]},
     "3phase-no-imb": {"phases": ["dae", "cl", "ft"], "cl": {"imbalance": False}},
     "3phase-extra-imb": {"phases": ["dae", "cl", "ft"], "cl": {"min_ratio": 1.5, "max_ratio": 20.0}},
+    "scl": {"phases": ["ft"], "ft": {"scl_weight": 0.9, "scl_temperature": 0.3, "sampler": "label-aware"}},
+    "supcon-ft": {"phases": ["supcon", "ft"], "ft": _FROZEN_HEAD},
+    "simclr-ft": {"phases": ["simclr", "ft"], "ft": _FROZEN_HEAD},
 }
 
 RECIPE_HELP: dict[str, str] = {
@@ -28,6 +34,9 @@ RECIPE_HELP: dict[str, str] = {
     "ft": "plain fine-tuning: encoder + MLP head, cross-entropy (the baseline)",
     "3phase-no-imb": "ablation: 3phase without the imbalance correction",
     "3phase-extra-imb": "ablation: 3phase with extra imbalance correction (1.5, 20)",
+    "scl": "paper 002: FT with (1-lambda) CE + lambda SCL, lambda 0.9, tau 0.3, label-aware batches",
+    "supcon-ft": "paper 003: SupCon pre-training (dropout views) -> classifier on the frozen encoder",
+    "simclr-ft": "paper 003: SimCLR pre-training (dropout views) -> classifier on the frozen encoder",
 }
 
 

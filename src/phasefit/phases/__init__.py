@@ -12,6 +12,8 @@ PHASES: dict[str, str] = {
     "dae": "phasefit.phases.staged:DAEPhase",
     "cl": "phasefit.phases.staged:CLPhase",
     "joint": "phasefit.phases.staged:JointPhase",
+    "supcon": "phasefit.phases.contrastive:SupConPhase",
+    "simclr": "phasefit.phases.contrastive:SimCLRPhase",
     "ft": "phasefit.phases.ft:FTPhase",
 }
 

@@ -14,9 +14,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from torch import nn
 
 from phasefit.config import FTConfig
 from phasefit.evaluation.metrics import classification_metrics
+from phasefit.losses.contrastive import supervised_contrastive_loss
 from phasefit.models.classifier import HeadOnly, MLPHead, TextClassifier
 from phasefit.models.encoder import embedding_dimension
 from phasefit.phases.base import PhaseContext
@@ -38,6 +40,26 @@ class _ListDataset(torch.utils.data.Dataset):
         return self.rows[index]
 
 
+class CrossEntropySCL(nn.Module):
+    """L = (1 - lambda) CE + lambda SCL on the l2-normalised sentence embeddings (paper 002 eq. 1-3)."""
+
+    def __init__(self, classifier: TextClassifier, weight: float, temperature: float):
+        super().__init__()
+        self.classifier = classifier
+        self.weight = weight
+        self.temperature = temperature
+
+    def forward(self, labels: torch.Tensor | None = None, **features: torch.Tensor) -> dict[str, torch.Tensor]:
+        embeddings = self.classifier.encoder(dict(features))["sentence_embedding"]  # (B, D)
+        logits = self.classifier.head(embeddings)  # (B, C)
+        out = {"logits": logits}
+        if labels is not None:
+            ce = nn.functional.cross_entropy(logits, labels)
+            scl = supervised_contrastive_loss(embeddings, labels, self.temperature)
+            out["loss"] = (1 - self.weight) * ce + self.weight * scl
+        return out
+
+
 class FTPhase:
     """Encoder + 2-layer MLP head, cross-entropy, AdamW/SGD, warm-up + schedule, layer-wise lr decay."""
 
@@ -47,7 +69,10 @@ class FTPhase:
         return ctx.config.ft
 
     def run(self, ctx: PhaseContext) -> dict[str, Any]:
-        from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, default_data_collator
+        from transformers import DataCollatorWithPadding, EarlyStoppingCallback, default_data_collator
+
+        from phasefit.training.sampling import LabelAwareSampler
+        from phasefit.training.trainer import phase_trainer_class
 
         cfg = self.settings(ctx)
         splits = ctx.splits
@@ -73,7 +98,8 @@ class FTPhase:
         else:
             train_rows = [{**tok, "labels": y} for tok, y in zip(ctx.tokenized("train"), train_labels)]
             val_rows = [{**tok, "labels": y} for tok, y in zip(ctx.tokenized("validation"), val_labels)]
-            model = classifier
+            model = classifier if cfg.scl_weight == 0 else CrossEntropySCL(classifier, cfg.scl_weight,
+                                                                            cfg.scl_temperature)
             collator = DataCollatorWithPadding(ctx.encoder.tokenizer)
             groups = parameter_groups(ctx.encoder, head, lr=cfg.lr, head_lr=cfg.head_lr,
                                       weight_decay=cfg.weight_decay, layer_decay=cfg.layer_decay)
@@ -90,7 +116,7 @@ class FTPhase:
             max_grad_norm=cfg.max_grad_norm,
             evaluate=True,
             metric=cfg.metric,
-            group_by_length=not cfg.freeze_encoder,
+            group_by_length=not cfg.freeze_encoder and cfg.sampler == "random",
             max_steps=cfg.max_steps,
             **scheduler_arguments(cfg.schedule, cfg.warmup_ratio, cfg.min_lr_ratio),
         )
@@ -102,7 +128,7 @@ class FTPhase:
                                             detailed=False)
             return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
 
-        trainer = Trainer(
+        trainer = phase_trainer_class()(
             model=model,
             args=args,
             train_dataset=_ListDataset(train_rows),
@@ -112,6 +138,8 @@ class FTPhase:
             optimizers=(optimizer, None),
             callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience)],
         )
+        if cfg.sampler == "label-aware":
+            trainer.train_sampler = LabelAwareSampler(train_labels, ctx.seed)
         quiet_trainer(trainer)
         trainable = trainable_parameters(model)
         result = trainer.train(resume_from_checkpoint=None)

@@ -173,10 +173,17 @@ def pair_items(ctx: PhaseContext, pairs: list[tuple[str, str, float]]) -> list[d
 
 
 def train_objective(
-    ctx: PhaseContext, phase: str, objective: _Objective, items: list[Any], collator: Any, cfg: OptimConfig
+    ctx: PhaseContext,
+    phase: str,
+    objective: nn.Module,
+    items: list[Any],
+    collator: Any,
+    cfg: OptimConfig,
+    *,
+    sampler: torch.utils.data.Sampler | None = None,
 ) -> dict[str, Any]:
     """Train an objective with the Trainer for ``cfg.epochs`` (no evaluation: these phases shape the encoder)."""
-    from transformers import Trainer
+    from phasefit.training.trainer import phase_trainer_class
 
     if not items:
         raise ValueError(f"phase {phase}: nothing to train on (0 examples)")
@@ -189,8 +196,9 @@ def train_objective(
         max_grad_norm=cfg.max_grad_norm, group_by_length=False, max_steps=cfg.max_steps,
         **scheduler_arguments(cfg.schedule, cfg.warmup_ratio, cfg.min_lr_ratio),
     )
-    trainer = Trainer(model=objective, args=args, train_dataset=_Items(items), data_collator=collator,
-                      optimizers=(optimizer, None))
+    trainer = phase_trainer_class()(model=objective, args=args, train_dataset=_Items(items), data_collator=collator,
+                                    optimizers=(optimizer, None))
+    trainer.train_sampler = sampler
     quiet_trainer(trainer)
     trainable = trainable_parameters(objective)
     result = trainer.train()

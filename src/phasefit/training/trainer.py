@@ -82,3 +82,18 @@ def quiet_trainer(trainer: Any) -> None:
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)
+
+
+def phase_trainer_class() -> type:
+    """``transformers.Trainer`` that can take a custom training sampler (e.g. :class:`LabelAwareSampler`)."""
+    from transformers import Trainer
+
+    class PhaseTrainer(Trainer):
+        train_sampler: Any = None
+
+        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+            if self.train_sampler is not None:
+                return self.train_sampler
+            return super()._get_train_sampler(train_dataset)
+
+    return PhaseTrainer

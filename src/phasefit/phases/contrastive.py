@@ -1,0 +1,86 @@
+"""Contrastive pre-training of the encoder (paper 003 §3.3): SupCon with class labels, or SimCLR without.
+
+Each text is encoded ``views`` times in training mode, so dropout makes the views differ (SimCLR's "dropout
+views"; optionally plus word deletion). SupCon pulls together all views of all examples of a class (Khosla et al.
+eq. 1); SimCLR only the views of the same text (NT-Xent, eq. 2-4). The classifier phase that follows trains on the
+frozen encoder in paper 003's protocol (``ft.freeze_encoder=true`` in the ``supcon-ft`` / ``simclr-ft`` recipes).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from phasefit.data.noise import delete_words
+from phasefit.losses.contrastive import SupConLoss
+from phasefit.phases.base import PhaseContext
+from phasefit.phases.staged import train_objective
+
+
+class _MultiViewObjective(nn.Module):
+    def __init__(self, encoder: nn.Module, loss: SupConLoss, views: int, supervised: bool):
+        super().__init__()
+        self.encoder = encoder
+        self.loss = loss
+        self.views = views
+        self.supervised = supervised
+
+    def forward(self, views: list[dict[str, torch.Tensor]], labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        # One forward pass per view: dropout masks differ between passes. (B, V, D)
+        features = torch.stack([self.encoder(dict(view))["sentence_embedding"] for view in views], dim=1)
+        return {"loss": self.loss(features, labels if self.supervised else None)}
+
+
+class MultiViewCollator:
+    """Tokenises each text ``views`` times (with optional fresh word deletion per view)."""
+
+    def __init__(self, tokenizer: Any, max_length: int, views: int, noise_ratio: float, seed: int):
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.views = views
+        self.noise_ratio = noise_ratio
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        texts = [item["text"] for item in items]
+        views = []
+        for _ in range(self.views):
+            noisy = [delete_words(t, self.noise_ratio, self.rng) for t in texts] if self.noise_ratio else texts
+            views.append(self.tokenizer(noisy, padding=True, truncation=True, max_length=self.max_length,
+                                        return_tensors="pt"))
+        return {"views": views, "labels": torch.tensor([item["labels"] for item in items])}
+
+
+class _ContrastivePhase:
+    name: ClassVar[str]
+    supervised: ClassVar[bool]
+
+    def run(self, ctx: PhaseContext) -> dict[str, Any]:
+        from phasefit.training.sampling import LabelAwareSampler
+
+        cfg = getattr(ctx.config, self.name)
+        train = ctx.splits.train
+        labels = ctx.splits.label_ids(train)
+        items = [{"text": text, "labels": label} for text, label in zip(train.texts, labels)]
+        objective = _MultiViewObjective(ctx.encoder, SupConLoss(cfg.temperature), cfg.views, self.supervised)
+        collator = MultiViewCollator(ctx.encoder.tokenizer, ctx.max_length, cfg.views, cfg.view_noise_ratio,
+                                     ctx.seed)
+        sampler = LabelAwareSampler(labels, ctx.seed) if cfg.sampler == "label-aware" else None
+        return train_objective(ctx, self.name, objective, items, collator, cfg, sampler=sampler)
+
+
+class SupConPhase(_ContrastivePhase):
+    """SupCon pre-training: positives are all views of same-class examples (Khosla et al. 2020 eq. 1)."""
+
+    name = "supcon"
+    supervised = True
+
+
+class SimCLRPhase(_ContrastivePhase):
+    """SimCLR pre-training with dropout views: positives are the other views of the same text (NT-Xent)."""
+
+    name = "simclr"
+    supervised = False
