@@ -30,6 +30,10 @@ def test_every_recipe_trains(recipe: str, tiny_model_dir: Path, toy_data_dir_mod
         assert phase["final_loss"] is not None and phase["final_loss"] == phase["final_loss"]  # not NaN
         assert 0.0 <= phase["validation_knn_accuracy"] <= 1.0
     assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
+    run = tmp_path / "run"
+    assert (run / "embeddings.png").stat().st_size > 0 and (run / "confusion_matrix.png").stat().st_size > 0
+    stages = sorted(p.name for p in (run / "embeddings").iterdir())
+    assert stages[0] == "0-initial.npy" and len(stages) == 1 + len(metrics["phases"])
     assert result.classifier.predict(["play some jazz songs"])[0] in result.classifier.label_names
 
 

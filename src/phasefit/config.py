@@ -172,6 +172,7 @@ class RunConfig(_Section):
     simclr: ContrastiveConfig = Field(default_factory=lambda: ContrastiveConfig(sampler="random"))
     ft: FTConfig = Field(default_factory=FTConfig)
     progress: bool = Field(True, description="Show progress bars.")
+    plots: bool = Field(True, description="Write embeddings.png (t-SNE per phase) and confusion_matrix.png.")
 
     @model_validator(mode="after")
     def _phases_known(self) -> RunConfig:

@@ -134,7 +134,7 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False)
 
     ctx = PhaseContext(config=config, splits=splits, encoder=encoder, max_length=max_length,
                        work_dir=output_dir, unlabelled_texts=unlabelled)
-    initial = embedding_record(ctx)  # the pre-trained space, the reference each phase is compared with
+    initial = embedding_record(ctx, output_dir / "embeddings" / "0-initial.npy")  # the pre-trained space
     phase_records = []
     for index, name in enumerate(config.phases, start=1):
         logger.info("phase %d/%d: %s", index, len(config.phases), name)
@@ -145,7 +145,8 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False)
         history = record.pop("log_history", None)
         if history is not None:
             atomic_write_json(output_dir / "curves" / f"{index}-{name}.json", history)
-        phase_records.append({"name": name, **cost, **record, **embedding_record(ctx)})
+        diagnostics = embedding_record(ctx, output_dir / "embeddings" / f"{index}-{name}.npy")
+        phase_records.append({"name": name, **cost, **record, **diagnostics})
 
     classifier = ctx.classifier
     assert classifier is not None, "validated config: the last phase is ft"
@@ -164,6 +165,8 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False)
         "total_seconds": round(sum(p["seconds"] for p in phase_records), 3),
     }
     classifier.save(output_dir / "model")
+    if config.plots:
+        write_plots(output_dir, splits, metrics)
     atomic_write_json(output_dir / "metrics.json", metrics)
     shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
     return RunResult(output_dir, metrics, classifier)
@@ -187,8 +190,9 @@ def evaluate_split(classifier: TextClassifier, splits: DatasetSplits, part: Labe
     return classification_metrics(gold, predicted, classifier.label_names)
 
 
-def embedding_record(ctx: PhaseContext) -> dict[str, Any]:
-    """k-NN accuracy and silhouette of the current encoder's validation embeddings (what the phase did)."""
+def embedding_record(ctx: PhaseContext, save_to: Path | None = None) -> dict[str, Any]:
+    """k-NN accuracy and silhouette of the current encoder's validation embeddings (what the phase did);
+    the validation embeddings are saved (float16) for the plots and the report."""
     from phasefit.evaluation.embeddings import embedding_diagnostics
 
     splits = ctx.splits
@@ -200,8 +204,24 @@ def embedding_record(ctx: PhaseContext) -> dict[str, Any]:
     train_labels = np.asarray(splits.label_ids(train))[keep]
     train_vectors = ctx.embed([train.texts[i] for i in keep])
     val_vectors = ctx.embed(splits.validation.texts)
+    if save_to is not None:
+        save_to.parent.mkdir(parents=True, exist_ok=True)
+        np.save(save_to, val_vectors.astype(np.float16))
     scores = embedding_diagnostics(train_vectors, train_labels, val_vectors, splits.label_ids(splits.validation))
     return {"validation_knn_accuracy": scores["knn_accuracy"], "validation_silhouette": scores["silhouette"]}
+
+
+def write_plots(run_dir: Path, splits: DatasetSplits, metrics: dict[str, Any]) -> None:
+    """``embeddings.png`` (t-SNE of validation embeddings: pre-trained, then after each phase) and
+    ``confusion_matrix.png`` (test)."""
+    from phasefit.reporting.plots import plot_confusion_matrix, plot_embeddings
+
+    stages = [("pre-trained", np.load(run_dir / "embeddings" / "0-initial.npy"))]
+    for index, phase in enumerate(metrics["phases"], start=1):
+        stages.append((f"after {phase['name']}", np.load(run_dir / "embeddings" / f"{index}-{phase['name']}.npy")))
+    plot_embeddings(stages, splits.label_ids(splits.validation), splits.label_names, run_dir / "embeddings.png",
+                    seed=metrics["seed"])
+    plot_confusion_matrix(metrics["test"]["confusion_matrix"], splits.label_names, run_dir / "confusion_matrix.png")
 
 
 def load_run(run_dir: str | Path) -> tuple[RunConfig, TextClassifier]:
