@@ -68,6 +68,42 @@ def _build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--text-column", default="text", help="text column of --input tables")
     predict.add_argument("--output", help="write predictions as CSV (text, label, probability)")
 
+    def protocol_parser(name: str, help_text: str, recipes: list[str]) -> argparse.ArgumentParser:
+        parser = sub.add_parser(name, help=help_text, description=help_text)
+        parser.add_argument("--recipes", nargs="+", default=recipes, help=f"recipes (default: {' '.join(recipes)})")
+        parser.add_argument("--draws", type=int, default=3, help="training-set draws (paper: 10)")
+        parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds per draw")
+        parser.add_argument("--output", required=True, help="folder of the runs and summary.md")
+        parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                            help="override a config key in every run")
+        parser.add_argument("--quiet", action="store_true", help="no progress bars")
+        return parser
+
+    fs = protocol_parser("few-shot", "paper 002's few-shot protocol: N examples x draws x seeds per recipe",
+                         ["ft", "scl", "3phase"])
+    fs.add_argument("--data", required=True, help="data set (its train split is drawn from)")
+    fs.add_argument("--sizes", type=int, nargs="+", default=[20, 100], help="training-set sizes N (paper: 20 100 1000)")
+    fs.add_argument("--validation-size", type=int, default=500, help="validation examples drawn (paper: ~500)")
+
+    noise = protocol_parser("noise", "paper 002's robustness protocol: few-shot train set + noisy copies per level",
+                            ["ft", "scl"])
+    noise.add_argument("--data", required=True)
+    noise.add_argument("--n", type=int, default=100, help="training examples drawn")
+    noise.add_argument("--levels", type=float, nargs="+", default=[0.0, 0.1, 0.3, 0.5],
+                       help="word-noise levels (0 = no augmentation)")
+    noise.add_argument("--copies", type=int, default=1, help="noisy copies per training text")
+    noise.add_argument("--validation-size", type=int, default=500)
+
+    transfer = protocol_parser("transfer", "paper 002's transfer protocol: source task, then K-per-class target",
+                               ["ft", "scl"])
+    transfer.add_argument("--source", required=True, help="source data (e.g. ../shared/data/sst2)")
+    transfer.add_argument("--target", required=True, help="target data (e.g. ../shared/data/imdb)")
+    transfer.add_argument("--k", type=int, default=20, help="target examples per class (paper: 20)")
+    transfer.add_argument("--source-set", action="append", default=[], metavar="KEY=VALUE",
+                          help="override for the source runs only (e.g. data.max_train_examples=2000)")
+    transfer.add_argument("--target-set", action="append", default=[], metavar="KEY=VALUE",
+                          help="override for the target runs only (e.g. data.max_test_examples=1000)")
+
     sub.add_parser("recipes", help="list the recipes")
     config = sub.add_parser("config", help="print every config key with its default")
     config.add_argument("--recipe", help="print the resolved config of this recipe instead")
@@ -88,9 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from phasefit.models.encoder import ModelError
     from phasefit.pipeline import RunDirectoryError
 
-    if args.command in {"run", "train", "evaluate", "predict"}:
+    if args.command in {"run", "train", "evaluate", "predict", "few-shot", "noise", "transfer"}:
         _quiet_libraries()
-    handlers = {"run": _cmd_run, "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
+    handlers = {"few-shot": _cmd_few_shot, "noise": _cmd_noise, "transfer": _cmd_transfer, "run": _cmd_run, "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
                 "recipes": _cmd_recipes, "config": _cmd_config}
     try:
         return handlers[args.command](args)
@@ -153,11 +189,47 @@ def _cmd_run(args: argparse.Namespace) -> int:
     seeds = args.seeds or ([0] if args.fast else [0, 1, 2])
     output = Path(args.output or f"runs/run-{time.strftime('%Y%m%d-%H%M%S')}")
     print(f"phasefit run: {', '.join(recipes)} x seeds {seeds} on {args.data} -> {output}")
-    summary = compare_recipes(recipes, seeds, output, overrides=_overrides(args),
-                              on_run=lambda m: print(_format_run(m), flush=True))
+    summary = compare_recipes(recipes, seeds, output, overrides=_overrides(args), on_progress=_print_progress)
     print()
     print(format_summary(summary))
     print(f"\nrun directories: {output}/<recipe>/seed-<n>   summary: {output / 'summary.md'}")
+    return 0
+
+
+def _print_progress(progress) -> None:  # noqa: ANN001 - experiments.grid.Progress, imported lazily
+    left = f", about {progress.seconds_left / 60:.0f} min left" if progress.seconds_left else ""
+    reused = " (finished earlier, reused)" if progress.reused else ""
+    print(f"[{progress.done}/{progress.total}{left}] {progress.cell.key}{reused}")
+    print(_format_run(progress.metrics), flush=True)
+
+
+def _cmd_few_shot(args: argparse.Namespace) -> int:
+    from phasefit.experiments.protocols import run_few_shot
+
+    table = run_few_shot(args.recipes, args.sizes, args.draws, args.seeds, Path(args.output),
+                         validation_size=args.validation_size, overrides=_overrides(args),
+                         on_progress=_print_progress)
+    print("\n" + table + f"\n\nsummary: {Path(args.output) / 'summary.md'}   rows: {Path(args.output) / 'results.csv'}")
+    return 0
+
+
+def _cmd_noise(args: argparse.Namespace) -> int:
+    from phasefit.experiments.protocols import run_noise_robustness
+
+    table = run_noise_robustness(args.recipes, args.levels, args.n, args.draws, args.seeds, Path(args.output),
+                                 copies=args.copies, validation_size=args.validation_size,
+                                 overrides=_overrides(args), on_progress=_print_progress)
+    print("\n" + table + f"\n\nsummary: {Path(args.output) / 'summary.md'}")
+    return 0
+
+
+def _cmd_transfer(args: argparse.Namespace) -> int:
+    from phasefit.experiments.protocols import run_transfer
+
+    table = run_transfer(args.recipes, args.source, args.target, args.k, args.draws, args.seeds, Path(args.output),
+                         source_overrides=args.source_set, target_overrides=args.target_set,
+                         overrides=_overrides(args), on_progress=_print_progress)
+    print("\n" + table + f"\n\nsummary: {Path(args.output) / 'summary.md'}")
     return 0
 
 

@@ -39,8 +39,13 @@ class DataConfig(_Section):
     test_fraction: float = Field(0.1, gt=0, lt=1, description="Stratified share of train used when no test file.")
     max_train_examples: int | None = Field(None, ge=2, description="Stratified subset of train (big sets on CPU).")
     max_eval_examples: int | None = Field(None, ge=2, description="Stratified subset of validation and of test.")
+    max_validation_examples: int | None = Field(None, ge=2, description="Cap on validation alone (overrides max_eval_examples).")
+    max_test_examples: int | None = Field(None, ge=2, description="Cap on test alone (overrides max_eval_examples).")
     few_shot_n: int | None = Field(None, ge=1, description="Draw N training examples with the label distribution.")
     few_shot_k: int | None = Field(None, ge=1, description="Draw K training examples per class.")
+    few_shot_seed: int | None = Field(None, ge=0, description="Seed of the few-shot draw (default: the run seed).")
+    augment_noise_level: float = Field(0.0, ge=0, lt=1, description="Add noisy copies of train texts at this word-noise level (robustness protocol).")
+    augment_copies: int = Field(1, ge=1, description="Noisy copies per training text when augment_noise_level > 0.")
     unlabelled_path: str | None = Field(None, description="Text file (one text per line) of extra DAE texts.")
     max_length: Literal["model", "data", "sample"] | int = Field(
         "data", description="Token limit: 'model', 'data' (longest train text x1.2), 'sample' (10% sample x1.2) or a number."

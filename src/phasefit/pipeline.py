@@ -62,10 +62,38 @@ def load_run_data(config: RunConfig) -> DatasetSplits:
         seed=config.seed,
         max_train_examples=data.max_train_examples,
         max_eval_examples=data.max_eval_examples,
+        max_validation_examples=data.max_validation_examples,
+        max_test_examples=data.max_test_examples,
     )
     if data.few_shot_n is not None or data.few_shot_k is not None:
-        splits = few_shot(splits, n=data.few_shot_n, k_per_class=data.few_shot_k, seed=config.seed)
+        draw_seed = config.seed if data.few_shot_seed is None else data.few_shot_seed
+        splits = few_shot(splits, n=data.few_shot_n, k_per_class=data.few_shot_k, seed=draw_seed)
+    if data.augment_noise_level > 0:
+        splits = augment_with_noise(splits, data.augment_noise_level, data.augment_copies, seed=config.seed)
     return splits
+
+
+def augment_with_noise(splits: DatasetSplits, level: float, copies: int, *, seed: int) -> DatasetSplits:
+    """Training set plus ``copies`` noisy copies of each text (same label): paper 002 §4.2's augmentation, with
+    word-level noise in place of back-translation (see :func:`phasefit.data.noise.word_noise`)."""
+    import dataclasses
+
+    from phasefit.data import LabelledSplit
+    from phasefit.data.noise import word_noise
+
+    rng = np.random.default_rng(seed)
+    train = splits.train
+    vocabulary = sorted({word for text in train.texts for word in text.split()})
+    texts, labels, ids = list(train.texts), list(train.labels), list(train.ids)
+    for copy in range(1, copies + 1):
+        for text, label, row_id in zip(train.texts, train.labels, train.ids):
+            texts.append(word_noise(text, level, rng, vocabulary))
+            labels.append(label)
+            ids.append(f"{row_id}#noise{copy}")
+    pairs = None if train.text_pairs is None else list(train.text_pairs) * (copies + 1)  # second text kept clean
+    augmented = LabelledSplit(texts=texts, labels=labels, ids=ids, text_pairs=pairs)
+    record = {**splits.record, "augmentation": {"noise_level": level, "copies": copies, "added": len(texts) - len(train)}}
+    return dataclasses.replace(splits, train=augmented, record=record)
 
 
 def read_unlabelled(path: str | None) -> list[str]:

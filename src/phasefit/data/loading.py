@@ -315,6 +315,8 @@ def load_splits(
     seed: int = 0,
     max_train_examples: int | None = None,
     max_eval_examples: int | None = None,
+    max_validation_examples: int | None = None,
+    max_test_examples: int | None = None,
 ) -> DatasetSplits:
     """Load train/validation/test splits, making the missing ones by seeded stratified splits of train (SPEC §2).
 
@@ -331,6 +333,7 @@ def load_splits(
             validation and test splits made when those files are missing. Test is taken first, then validation
             from the rest, so with both missing train keeps 1 - test_fraction - validation_fraction.
         seed: seed of every split and subset.
+        max_validation_examples, max_test_examples: per-split caps that override ``max_eval_examples``.
         max_train_examples, max_eval_examples: optional seeded stratified subsets of train and of validation and
             test each, for big data sets on CPU.
 
@@ -395,7 +398,9 @@ def load_splits(
             f"data.max_train_examples={max_train_examples} is fewer than the {len(label_names)} classes. "
             "Raise it to at least the number of classes."
         )
-    for split, limit in (("train", max_train_examples), ("validation", max_eval_examples), ("test", max_eval_examples)):
+    limits = {"train": max_train_examples, "validation": max_validation_examples or max_eval_examples,
+              "test": max_test_examples or max_eval_examples}
+    for split, limit in limits.items():
         if limit is not None and limit < len(made[split]):
             made[split] = made[split].select(stratified_subset(made[split].labels, limit, seed=seed))
             entry = record[split]
@@ -405,5 +410,6 @@ def load_splits(
         text_column=text_column, label_column=label_column, text_pair_column=text_pair_column,
         label_separator=label_separator, label_depth=label_depth,
         max_train_examples=max_train_examples, max_eval_examples=max_eval_examples,
+        max_validation_examples=max_validation_examples, max_test_examples=max_test_examples,
     )  # fmt: skip
     return DatasetSplits(made["train"], made["validation"], made["test"], label_names, label_separator, record)

@@ -140,3 +140,20 @@ def insert_words(text: str, ratio: float, rng: np.random.Generator, vocabulary: 
     for v in rng.integers(len(vocabulary), size=k):
         words.insert(int(rng.integers(len(words) + 1)), vocabulary[v])
     return " ".join(words)
+
+
+def word_noise(text: str, level: float, rng: np.random.Generator, vocabulary: Sequence[str]) -> str:
+    """Mixed word-level noise for the robustness protocol (stands in for paper 002's back-translation).
+
+    Back-translation models cannot be downloaded offline, so a noisy copy is made by word operations whose
+    strength grows with ``level`` in [0, 1), the role the sampling temperature plays in paper 002 §4.2:
+    stop-word removal (share ``level``), word deletion (``level / 2``), adjacent swaps (``level / 2``) and
+    random insertions from the training vocabulary (``level / 4``).
+    """
+    _check_ratio(level, upper_open=True)
+    if level == 0:
+        return text
+    text = delete_stop_words(text, rng, ratio=level)
+    text = delete_words(text, level / 2, rng)
+    text = swap_words(text, level / 2, rng)
+    return insert_words(text, level / 4, rng, vocabulary)

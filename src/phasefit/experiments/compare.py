@@ -1,19 +1,19 @@
 """Compare recipes over seeds on one data set: the engine of ``phasefit run``.
 
-Each (recipe, seed) is a normal run directory ``OUT/<recipe>/seed-<n>``; a finished cell is reused when the command
-is repeated, so an interrupted comparison picks up where it stopped. The summary (mean ± std over seeds) goes to
-``OUT/summary.md`` and ``OUT/summary.json``.
+Each (recipe, seed) is a run directory ``OUT/<recipe>/seed-<n>``; finished cells are reused when the command is
+repeated, so an interrupted comparison picks up where it stopped. Results go to ``OUT/results.csv`` /
+``results.jsonl`` (one row per run) and the comparison to ``OUT/summary.md``.
 """
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from phasefit.io import atomic_write_json, atomic_write_text
+from phasefit.experiments.grid import Cell, Progress, run_cells
+from phasefit.io import atomic_write_text
 
 DEFAULT_RUN_RECIPES = ["3phase", "ft"]
 
@@ -24,55 +24,44 @@ def compare_recipes(
     output: Path,
     *,
     overrides: Sequence[str] = (),
-    on_run: Callable[[dict[str, Any]], None] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
 ) -> list[dict[str, Any]]:
-    from phasefit.config import build_config
-    from phasefit.pipeline import train
-
-    configs = {(r, s): build_config(r, None, [*overrides, f"seed={s}"]) for r in recipes for s in seeds}  # fail early
-    rows = []
-    for (recipe, seed), config in configs.items():
-        run_dir = Path(output) / recipe / f"seed-{seed}"
-        metrics_file = run_dir / "metrics.json"
-        if metrics_file.is_file():
-            metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
-        else:
-            metrics = train(config, run_dir, overwrite=True).metrics
-        if on_run is not None:
-            on_run(metrics)
-        rows.append(metrics)
-    summary = summarise(rows)
-    atomic_write_json(Path(output) / "summary.json", {"runs": [_row(m) for m in rows], "summary": summary})
+    cells = [Cell(f"{recipe}/seed-{seed}", recipe, (f"seed={seed}",), {"seed": seed})
+             for recipe in recipes for seed in seeds]
+    rows = run_cells(cells, Path(output), base_overrides=overrides, on_progress=on_progress)
+    summary = summarise(rows, by=("recipe",))
     atomic_write_text(Path(output) / "summary.md", format_summary(summary) + "\n")
     return summary
 
 
-def _row(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {"recipe": metrics["recipe"], "seed": metrics["seed"], "accuracy": metrics["test"]["accuracy"],
-            "macro_f1": metrics["test"]["macro_f1"], "minutes": metrics["total_seconds"] / 60}
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    values = list(values)
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    by_recipe: dict[str, list[dict[str, Any]]] = {}
-    for metrics in rows:
-        by_recipe.setdefault(metrics["recipe"], []).append(_row(metrics))
+def summarise(rows: Sequence[dict[str, Any]], by: Sequence[str] = ("recipe",),
+              metrics: Sequence[str] = ("test_accuracy", "test_macro_f1", "total_seconds")) -> list[dict[str, Any]]:
+    """Mean and sample std of ``metrics`` per group of ``by`` values, with the number of runs, in first-seen order."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row.get(key) for key in by), []).append(row)
     out = []
-    for recipe, runs in by_recipe.items():
-        entry: dict[str, Any] = {"recipe": recipe, "seeds": len(runs)}
-        for key in ("accuracy", "macro_f1", "minutes"):
-            entry[key], entry[f"{key}_std"] = _mean_std([run[key] for run in runs])
+    for values, members in groups.items():
+        entry: dict[str, Any] = dict(zip(by, values))
+        entry["runs"] = len(members)
+        for metric in metrics:
+            entry[metric], entry[f"{metric}_std"] = mean_std([m[metric] for m in members])
         out.append(entry)
     return out
 
 
 def format_summary(summary: Sequence[dict[str, Any]]) -> str:
-    """A Markdown table: recipe x test accuracy, macro-F1 (mean ± std over seeds) and minutes per run."""
+    """Markdown: recipe x test accuracy, macro-F1 (mean ± std over seeds) and minutes per run."""
     lines = ["| recipe | seeds | test accuracy | test macro-F1 | minutes / run |", "|---|---|---|---|---|"]
     for e in summary:
-        lines.append(f"| {e['recipe']} | {e['seeds']} | {e['accuracy']:.4f} ± {e['accuracy_std']:.4f} "
-                     f"| {e['macro_f1']:.4f} ± {e['macro_f1_std']:.4f} | {e['minutes']:.1f} ± {e['minutes_std']:.1f} |")
+        lines.append(
+            f"| {e['recipe']} | {e['runs']} | {e['test_accuracy']:.4f} ± {e['test_accuracy_std']:.4f} "
+            f"| {e['test_macro_f1']:.4f} ± {e['test_macro_f1_std']:.4f} "
+            f"| {e['total_seconds'] / 60:.1f} ± {e['total_seconds_std'] / 60:.1f} |"
+        )
     return "\n".join(lines)
