@@ -7,6 +7,7 @@ Heavy libraries (torch, transformers, sentence-transformers) are imported inside
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -55,6 +56,10 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_config_arguments(train)
     train.add_argument("--output", required=True, help="run directory to create")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    train.add_argument("--resume", action="store_true",
+                       help="continue an interrupted run in --output from its last checkpoint (its saved config)")
+    train.add_argument("--trust-remote-code", action="store_true",
+                       help="allow model code shipped with the checkpoint to run (off: never for untrusted models)")
 
     evaluate = sub.add_parser("evaluate", help="score a trained run on a split of its data or of other data")
     evaluate.add_argument("run_dir", help="a run directory written by `phasefit train`")
@@ -104,6 +109,37 @@ def _build_parser() -> argparse.ArgumentParser:
     transfer.add_argument("--target-set", action="append", default=[], metavar="KEY=VALUE",
                           help="override for the target runs only (e.g. data.max_test_examples=1000)")
 
+    experiment = sub.add_parser("experiment", help="a grid of data sets x recipes x seeds from a YAML file",
+                                description="Train every cell of a grid (resumable: finished cells are reused) "
+                                "and write results.csv / results.jsonl, one row per run.")
+    experiment.add_argument("--config", required=True, help="grid YAML (see configs/)")
+    experiment.add_argument("--output", required=True, help="folder of the grid's runs and results")
+    experiment.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                            help="override a config key in every run")
+    experiment.add_argument("--quiet", action="store_true", help="no progress bars")
+    experiment.add_argument("--no-report", action="store_true", help="skip writing the report at the end")
+
+    report = sub.add_parser("report", help="write report.md and report.html for a grid or run folder")
+    report.add_argument("folder", help="a folder with results.jsonl (from experiment, run or a protocol)")
+
+    search = sub.add_parser("search", help="Optuna hyper-parameter search (validation objective, shared studies)",
+                            description="Search paper 000's Table 5 space (narrowed for CPU) or --space FILE; "
+                            "writes OUT/best-config.yaml for `phasefit train --config`. Several workers may share "
+                            "one --storage study.")
+    _add_config_arguments(search)
+    search.add_argument("--trials", type=int, required=True, help="trials in total over all workers of the study")
+    search.add_argument("--output", required=True, help="folder of trial runs and best-config.yaml")
+    search.add_argument("--storage", help="Optuna storage URL (default sqlite:///OUT/study.db); any RDB URL works")
+    search.add_argument("--study-name", default="phasefit", help="study name inside the storage")
+    search.add_argument("--space", help="YAML mapping key -> list of values (default: built-in Table 5 space)")
+    search.add_argument("--metric", default="macro_f1", choices=["macro_f1", "accuracy"],
+                        help="validation metric to maximise")
+
+    export = sub.add_parser("export", help="export a run: sentence-transformers folder + head, ONNX, model card")
+    export.add_argument("run_dir", help="a run directory written by `phasefit train`")
+    export.add_argument("--output", required=True, help="export folder")
+    export.add_argument("--no-onnx", action="store_true", help="skip the ONNX graph")
+
     sub.add_parser("recipes", help="list the recipes")
     config = sub.add_parser("config", help="print every config key with its default")
     config.add_argument("--recipe", help="print the resolved config of this recipe instead")
@@ -124,15 +160,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     from phasefit.models.encoder import ModelError
     from phasefit.pipeline import RunDirectoryError
 
-    if args.command in {"run", "train", "evaluate", "predict", "few-shot", "noise", "transfer"}:
+    if args.command in {"run", "train", "evaluate", "predict", "few-shot", "noise", "transfer", "experiment", "search"}:
         _quiet_libraries()
-    handlers = {"few-shot": _cmd_few_shot, "noise": _cmd_noise, "transfer": _cmd_transfer, "run": _cmd_run, "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
-                "recipes": _cmd_recipes, "config": _cmd_config}
+    handlers = {
+        "run": _cmd_run, "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
+        "experiment": _cmd_experiment, "report": _cmd_report, "few-shot": _cmd_few_shot, "noise": _cmd_noise,
+        "transfer": _cmd_transfer, "search": _cmd_search, "export": _cmd_export, "recipes": _cmd_recipes, "config": _cmd_config,
+    }
+    from phasefit.losses.dae import DecoderUnavailableError
+    from phasefit.training.trainer import NonFiniteLossError
+
     try:
         return handlers[args.command](args)
-    except (ConfigError, DataError, ModelError, RunDirectoryError, FileNotFoundError) as err:
+    except (ConfigError, DataError, ModelError, RunDirectoryError, FileNotFoundError, DecoderUnavailableError,
+            NonFiniteLossError) as err:
         print(f"phasefit: error: {err}", file=sys.stderr)
+        if args.command == "train":
+            _write_error_log(Path(args.output), err)
         return EXIT_USER_ERROR
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        print(f"phasefit: error: disk full while writing ({err.filename or 'a run file'}); free space, then "
+              "continue with `phasefit train --output DIR --resume`", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+def _write_error_log(output: Path, err: Exception) -> None:
+    """A failed `train` leaves only OUTPUT/error.log behind (never beside a run it did not start)."""
+    try:
+        if output.exists() and any(p.name != "error.log" for p in output.iterdir()):
+            return
+        from phasefit.io import atomic_write_text
+
+        atomic_write_text(output / "error.log", f"{type(err).__name__}: {err}\n")
+    except OSError:
+        pass
 
 
 def _quiet_libraries() -> None:
@@ -161,8 +224,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from phasefit.config import build_config
     from phasefit.pipeline import train
 
-    config = build_config(args.recipe, args.config, _overrides(args))
-    result = train(config, args.output, overwrite=args.overwrite)
+    overrides = _overrides(args) + (["model.trust_remote_code=true"] if args.trust_remote_code else [])
+    config = build_config(args.recipe, args.config, overrides)
+    result = train(config, args.output, overwrite=args.overwrite, resume=args.resume)
     print(_format_run(result.metrics))
     print(f"run directory: {result.run_dir}")
     return 0
@@ -190,9 +254,66 @@ def _cmd_run(args: argparse.Namespace) -> int:
     output = Path(args.output or f"runs/run-{time.strftime('%Y%m%d-%H%M%S')}")
     print(f"phasefit run: {', '.join(recipes)} x seeds {seeds} on {args.data} -> {output}")
     summary = compare_recipes(recipes, seeds, output, overrides=_overrides(args), on_progress=_print_progress)
+    from phasefit.reporting.report import write_report
+
+    _, report = write_report(output)
     print()
     print(format_summary(summary))
-    print(f"\nrun directories: {output}/<recipe>/seed-<n>   summary: {output / 'summary.md'}")
+    print(f"\nrun directories: {output}/<recipe>/seed-<n>\nsummary: {output / 'summary.md'}\nreport:  {report}")
+    return 0
+
+
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    from phasefit.experiments.compare import summarise
+    from phasefit.experiments.experiment import run_experiment
+
+    output = Path(args.output)
+    rows = run_experiment(args.config, output, overrides=_overrides(args), on_progress=_print_progress)
+    print(f"\n{len(rows)} runs; results: {output / 'results.csv'}")
+    for entry in summarise(rows, by=("dataset", "recipe", "variant")):
+        print(f"  {entry['dataset']:<16} {entry['recipe']:<18} {entry['variant']:<10} test accuracy "
+              f"{entry['test_accuracy']:.4f} ± {entry['test_accuracy_std']:.4f} (n={entry['runs']})")
+    if not args.no_report:
+        from phasefit.reporting.report import write_report
+
+        md, page = write_report(output)
+        print(f"report: {md}  {page}")
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    import logging as std_logging
+
+    from phasefit.experiments.search import run_search
+
+    std_logging.getLogger("optuna").setLevel(std_logging.WARNING)
+
+    def show(trial: dict) -> None:
+        value = "" if trial["value"] is None else f"  validation {args.metric} {trial['value']:.4f}"
+        print(f"trial {trial['number']}: {trial['state']}{value}  {trial['params']}", flush=True)
+
+    result = run_search(recipe=args.recipe, config_file=args.config, overrides=_overrides(args), trials=args.trials,
+                        output=Path(args.output), storage=args.storage, study_name=args.study_name,
+                        space_file=args.space, metric=args.metric, seed=args.seed or 0, on_trial=show)
+    print(f"best trial {result['best_trial']}: validation {args.metric} {result['best_value']:.4f}")
+    print(f"best config: {result['best_config']}  (phasefit train --config {result['best_config']} ...)")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from phasefit.export import export_run
+
+    folder = export_run(args.run_dir, args.output, onnx=not args.no_onnx)
+    print(f"exported to {folder}: sentence-transformers encoder + head.safetensors"
+          + ("" if args.no_onnx else " + model.onnx") + " + README.md (model card)")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from phasefit.reporting.report import write_report
+
+    md, page = write_report(Path(args.folder))
+    print(f"wrote {md}\nwrote {page}")
     return 0
 
 

@@ -177,12 +177,15 @@ class RunConfig(_Section):
     simclr: ContrastiveConfig = Field(default_factory=lambda: ContrastiveConfig(sampler="random"))
     ft: FTConfig = Field(default_factory=FTConfig)
     progress: bool = Field(True, description="Show progress bars.")
+    evaluate_test: bool = Field(True, description="Score the test split after training (off in search trials).")
     plots: bool = Field(True, description="Write embeddings.png (t-SNE per phase) and confusion_matrix.png.")
 
     @model_validator(mode="after")
     def _phases_known(self) -> RunConfig:
         from phasefit.phases import PHASES  # local: phases import config
 
+        if len(set(self.phases)) != len(self.phases):
+            raise ValueError(f"each phase may appear once, got phases={self.phases}")
         unknown = [name for name in self.phases if name not in PHASES]
         if unknown:
             raise ValueError(f"unknown phase(s) {unknown}; available: {sorted(PHASES)}")

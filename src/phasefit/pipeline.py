@@ -13,6 +13,7 @@ Validation drives early stopping and selection; the test split is scored exactly
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from dataclasses import dataclass
@@ -112,36 +113,109 @@ def read_unlabelled(path: str | None) -> list[str]:
     return [line for line in lines if line.strip()]
 
 
+ERROR_LOG = "error.log"
+STATE_DIR = "state"
+
+
 def prepare_output_dir(output_dir: Path, *, overwrite: bool) -> None:
-    if output_dir.exists() and any(output_dir.iterdir()):
+    """Create the run directory; an existing run is replaced only with ``overwrite`` (an ``error.log`` left by a
+    failed start does not count as a run)."""
+    if output_dir.exists() and any(p.name != ERROR_LOG for p in output_dir.iterdir()):
         if not overwrite:
             raise RunDirectoryError(
-                f"output directory {output_dir} already holds a run; pass --overwrite to replace it or choose "
-                "another --output"
+                f"output directory {output_dir} already holds a run; pass --overwrite to replace it, --resume to "
+                "continue it, or choose another --output"
             )
         shutil.rmtree(output_dir)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / ERROR_LOG).unlink(missing_ok=True)
         probe = output_dir / ".write-test"
         probe.write_text("ok")
         probe.unlink()
     except OSError as err:
-        raise RunDirectoryError(f"cannot write to output directory {output_dir}: {err.strerror}") from None
+        raise RunDirectoryError(f"cannot write to output directory {output_dir}: {err.strerror}; choose a "
+                                "writable --output") from None
 
 
-def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False) -> RunResult:
+def check_free_space(folder: Path, encoder: Any) -> None:
+    """Fail before training when the disk cannot hold the checkpoints: weights + AdamW state (3x the weights),
+    two checkpoints kept, the phase state and the final model, with a margin."""
+    weights = sum(p.numel() * p.element_size() for p in encoder.parameters())
+    needed = 8 * weights + 50 * 2**20
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < needed:
+        raise RunDirectoryError(
+            f"not enough free disk space for the run in {folder}: about {needed / 2**20:,.0f} MB needed "
+            f"(checkpoints of a {weights / 2**20:,.0f} MB model), {free / 2**20:,.0f} MB free; free space or choose "
+            "another --output"
+        )
+
+
+def _resume_state(output_dir: Path, config: RunConfig) -> RunConfig:
+    """The saved config of an interrupted run (the command line's config is ignored: a run resumes as it began)."""
+    from phasefit.config import read_yaml, validate_config
+
+    if not (output_dir / "config.yaml").is_file():
+        raise RunDirectoryError(f"nothing to resume in {output_dir} (no config.yaml); start it without --resume")
+    if (output_dir / "metrics.json").is_file():
+        raise RunDirectoryError(f"the run in {output_dir} already finished (metrics.json exists); nothing to resume")
+    saved = validate_config(read_yaml(output_dir / "config.yaml"))
+    if saved.to_dict() != config.to_dict():
+        logger.warning("resuming %s with its saved config; the config given on the command line is ignored",
+                       output_dir)
+    return saved
+
+
+def _save_phase_state(output_dir: Path, index: int, ctx: PhaseContext, record: dict[str, Any], last: bool) -> None:
+    """After a phase: its record, and the encoder (or, after the last phase, the classifier), atomically."""
+    from phasefit.io import atomic_directory, commit_directory
+
+    final = output_dir / STATE_DIR / f"phase-{index}"
+    tmp = atomic_directory(final)
+    if last:
+        assert ctx.classifier is not None
+        ctx.classifier.save(tmp / "classifier")
+    else:
+        ctx.encoder.save(str(tmp / "encoder"), safe_serialization=True)
+    (tmp / "record.json").write_text(json.dumps(record, default=str), encoding="utf-8")
+    commit_directory(tmp, final)
+
+
+def _completed_phases(output_dir: Path, count: int) -> int:
+    """How many phases of an interrupted run finished (their state folders exist, in order)."""
+    done = 0
+    while done < count and (output_dir / STATE_DIR / f"phase-{done + 1}" / "record.json").is_file():
+        done += 1
+    return done
+
+
+def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False, resume: bool = False,
+          callbacks: list[Any] | None = None) -> RunResult:
     """Train ``config``'s recipe and write the run directory. Data and model are checked before anything is
-    written, so bad input leaves no half-made run behind."""
+    written, so bad input leaves no half-made run behind.
+
+    With ``resume``, an interrupted run continues: finished phases are loaded from ``state/``, the phase that was
+    running continues from its last Trainer checkpoint (step, optimiser, schedule and random state), and the
+    result equals an uninterrupted run's (bit for bit on CPU).
+    """
     from transformers import set_seed
 
+    from phasefit.config import ModelConfig
     from phasefit.data import resolve_max_length
+    from phasefit.models.classifier import TextClassifier
     from phasefit.models.encoder import load_encoder
     from phasefit.phases import get_phase
     from phasefit.phases.base import PhaseContext
     from phasefit.training.cost import CostMeter
 
     output_dir = Path(output_dir)
-    if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
+    if resume:
+        config = _resume_state(output_dir, config)
+    elif output_dir.exists() and any(p.name != ERROR_LOG for p in output_dir.iterdir()) and not overwrite:
         prepare_output_dir(output_dir, overwrite=False)  # raises with the message
     set_seed(config.seed)
     splits = load_run_data(config)
@@ -155,26 +229,59 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False)
         model_limit,
         seed=config.seed,
     )
+    check_free_space(output_dir, encoder)
+    if {"dae", "joint"} & set(config.phases):
+        from phasefit.losses.dae import check_decoder_support
 
-    prepare_output_dir(output_dir, overwrite=overwrite)
-    save_config(config, output_dir / "config.yaml")
-    atomic_write_json(output_dir / "split.json", split_manifest(splits))
+        check_decoder_support(encoder)  # before the run directory exists, not minutes into the run
 
-    ctx = PhaseContext(config=config, splits=splits, encoder=encoder, max_length=max_length,
-                       work_dir=output_dir, unlabelled_texts=unlabelled)
-    initial = embedding_record(ctx, output_dir / "embeddings" / "0-initial.npy")  # the pre-trained space
+    done = 0
+    if resume:
+        saved = json.loads((output_dir / "split.json").read_text(encoding="utf-8"))
+        if saved.get("ids") != split_manifest(splits)["ids"]:
+            raise RunDirectoryError(f"the data of {output_dir} changed since the run began (split.json differs); "
+                                    "start a new run")
+        done = _completed_phases(output_dir, len(config.phases))
+        if 0 < done < len(config.phases):
+            encoder_dir = output_dir / STATE_DIR / f"phase-{done}" / "encoder"
+            encoder = load_encoder(ModelConfig(name=str(encoder_dir), trust_remote_code=config.model.trust_remote_code))
+        logger.info("resuming %s after %d of %d phases", output_dir, done, len(config.phases))
+    else:
+        prepare_output_dir(output_dir, overwrite=overwrite)
+        save_config(config, output_dir / "config.yaml")
+        atomic_write_json(output_dir / "split.json", split_manifest(splits))
+
+    ctx = PhaseContext(config=config, splits=splits, encoder=encoder, max_length=max_length, work_dir=output_dir,
+                       unlabelled_texts=unlabelled, callbacks=list(callbacks or []), resume=resume)
+    initial_file = output_dir / STATE_DIR / "initial.json"
+    if resume and initial_file.is_file():
+        initial = json.loads(initial_file.read_text(encoding="utf-8"))
+    else:
+        initial = embedding_record(ctx, output_dir / "embeddings" / "0-initial.npy")  # the pre-trained space
+        atomic_write_json(initial_file, initial)
     phase_records = []
     for index, name in enumerate(config.phases, start=1):
+        last = index == len(config.phases)
+        if index <= done:
+            phase_records.append(json.loads((output_dir / STATE_DIR / f"phase-{index}" / "record.json").read_text()))
+            if last:
+                ctx.classifier = TextClassifier.load(output_dir / STATE_DIR / f"phase-{index}" / "classifier")
+            continue
         logger.info("phase %d/%d: %s", index, len(config.phases), name)
         set_seed(config.seed + index)  # each phase's randomness depends on the seed and its position only
         meter = CostMeter()
+        resumed_from = ctx.resume_checkpoint(name)
         record = get_phase(name).run(ctx)
         cost = meter.record(record.pop("examples"), record.pop("trainable_parameters"))
         history = record.pop("log_history", None)
         if history is not None:
             atomic_write_json(output_dir / "curves" / f"{index}-{name}.json", history)
         diagnostics = embedding_record(ctx, output_dir / "embeddings" / f"{index}-{name}.npy")
-        phase_records.append({"name": name, **cost, **record, **diagnostics})
+        phase_record = {"name": name, **cost, **record, **diagnostics}
+        if resumed_from is not None:
+            phase_record["resumed_from"] = Path(resumed_from).name  # its seconds count only the resumed part
+        phase_records.append(phase_record)
+        _save_phase_state(output_dir, index, ctx, phase_record, last)
 
     classifier = ctx.classifier
     assert classifier is not None, "validated config: the last phase is ft"
@@ -187,16 +294,18 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False)
         "label_names": splits.label_names,
         "sizes": {"train": len(splits.train), "validation": len(splits.validation), "test": len(splits.test)},
         "validation": evaluate_split(classifier, splits, splits.validation),
-        "test": evaluate_split(classifier, splits, splits.test),  # read once, after training
+        # Read once, after training; hyper-parameter search trials never read it (selection uses validation).
+        "test": evaluate_split(classifier, splits, splits.test) if config.evaluate_test else None,
         "initial_embeddings": initial,
         "phases": phase_records,
         "total_seconds": round(sum(p["seconds"] for p in phase_records), 3),
     }
     classifier.save(output_dir / "model")
-    if config.plots:
+    if config.plots and config.evaluate_test:
         write_plots(output_dir, splits, metrics)
-    atomic_write_json(output_dir / "metrics.json", metrics)
+    atomic_write_json(output_dir / "metrics.json", metrics)  # written last: its presence means "finished"
     shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
+    shutil.rmtree(output_dir / STATE_DIR, ignore_errors=True)
     return RunResult(output_dir, metrics, classifier)
 
 

@@ -37,6 +37,22 @@ def transformer_of(encoder: SentenceTransformer) -> nn.Module:
     raise DecoderUnavailableError(f"the first module of the encoder ({type(first).__name__}) is not a Transformer")
 
 
+_NO_DECODER = (
+    "DAE needs a decoder of the encoder's architecture, and model type {model_type!r} has no causal-LM class with "
+    "cross-attention (MPNet is the known case). Supported families include BERT, MiniLM (BERT), RoBERTa and "
+    "ELECTRA; use one of them or a recipe without the dae phase (e.g. cl-ft)."
+)
+
+
+def check_decoder_support(encoder: SentenceTransformer) -> None:
+    """Fail before any training when the encoder's architecture has no causal-LM (decoder) class."""
+    from transformers import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    config = transformer_of(encoder).config
+    if type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
+        raise DecoderUnavailableError(_NO_DECODER.format(model_type=config.model_type))
+
+
 def build_decoder(encoder: SentenceTransformer, *, tie: bool = True) -> nn.Module:
     """A causal-LM decoder with cross-attention, of the encoder's architecture, tied to the encoder's weights."""
     from transformers import AutoModelForCausalLM
@@ -48,11 +64,7 @@ def build_decoder(encoder: SentenceTransformer, *, tie: bool = True) -> nn.Modul
     try:
         decoder = AutoModelForCausalLM.from_config(config)
     except (ValueError, KeyError) as err:
-        raise DecoderUnavailableError(
-            f"DAE needs a decoder of the encoder's architecture, and model type {config.model_type!r} has no "
-            "causal-LM class with cross-attention (MPNet is the known case). Supported families include BERT, "
-            "MiniLM (BERT), RoBERTa and ELECTRA; use one of them or a recipe without the dae phase (e.g. cl-ft)."
-        ) from err
+        raise DecoderUnavailableError(_NO_DECODER.format(model_type=config.model_type)) from err
     base = getattr(decoder, decoder.base_model_prefix)
     decoder.to(next(transformer.parameters()).device)
     if tie:

@@ -146,7 +146,8 @@ class TextClassifier(nn.Module):
 
     @classmethod
     def load(cls, folder: str | Path, *, device: str | None = None) -> TextClassifier:
-        """Load a classifier saved by :meth:`save` (safetensors only, no remote code)."""
+        """Load a classifier saved by :meth:`save` or exported by ``phasefit export`` (safetensors only, no
+        remote code)."""
         from sentence_transformers import SentenceTransformer
 
         folder = Path(folder)
@@ -154,7 +155,9 @@ class TextClassifier(nn.Module):
         if not meta_path.is_file():
             raise FileNotFoundError(f"{folder} is not a saved phasefit classifier (no classifier.json)")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        encoder = SentenceTransformer(str(folder / "encoder"), device=device, local_files_only=True,
+        # A run's model/ keeps the encoder in encoder/; an export keeps it flat beside the head.
+        encoder_dir = folder / "encoder" if (folder / "encoder").is_dir() else folder
+        encoder = SentenceTransformer(str(encoder_dir), device=device, local_files_only=True,
                                       trust_remote_code=False, model_kwargs={"use_safetensors": True})
         shape = meta["head"]
         head = MLPHead(shape["in_dim"], shape["hidden"], shape["num_labels"], dropout=shape["dropout"],

@@ -34,6 +34,8 @@ class PhaseContext:
     work_dir: Path  # scratch space of the run (checkpoints); the run directory itself is the pipeline's
     unlabelled_texts: list[str] = field(default_factory=list)
     classifier: TextClassifier | None = None
+    callbacks: list[Any] = field(default_factory=list)  # extra Trainer callbacks for the FT phase (e.g. pruning)
+    resume: bool = False  # continue each phase from its last complete Trainer checkpoint
     _tokens: dict[str, list[dict[str, list[int]]]] = field(default_factory=dict, repr=False)
 
     @property
@@ -49,6 +51,18 @@ class PhaseContext:
             part = self.split(name)
             self._tokens[name] = tokenize(self.encoder, part.texts, self.max_length, part.text_pairs)
         return self._tokens[name]
+
+    def resume_checkpoint(self, phase: str) -> str | None:
+        """The phase's latest *complete* checkpoint when resuming (a kill while saving leaves an incomplete one,
+        recognisable by its missing ``trainer_state.json``, which the Trainer writes last)."""
+        if not self.resume:
+            return None
+        folder = self.work_dir / "checkpoints" / phase
+        candidates = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+        for candidate in candidates:
+            if (candidate / "trainer_state.json").is_file():
+                return str(candidate)
+        return None
 
     @torch.no_grad()
     def embed(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:

@@ -35,20 +35,26 @@ class _MultiViewObjective(nn.Module):
 
 
 class MultiViewCollator:
-    """Tokenises each text ``views`` times (with optional fresh word deletion per view)."""
+    """Tokenises each text ``views`` times (with optional word deletion per view, drawn per (seed, epoch,
+    example, view) so a resumed run sees the same views)."""
 
-    def __init__(self, tokenizer: Any, max_length: int, views: int, noise_ratio: float, seed: int):
+    def __init__(self, tokenizer: Any, max_length: int, views: int, noise_ratio: float, seed: int,
+                 epoch_source: Any = None):
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.views = views
         self.noise_ratio = noise_ratio
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.epoch_source = epoch_source
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         texts = [item["text"] for item in items]
+        epoch = getattr(self.epoch_source, "epoch", 0)
         views = []
-        for _ in range(self.views):
-            noisy = [delete_words(t, self.noise_ratio, self.rng) for t in texts] if self.noise_ratio else texts
+        for view in range(self.views):
+            noisy = [delete_words(item["text"], self.noise_ratio,
+                                  np.random.default_rng([self.seed, epoch, item["index"], view])) for item in items
+                     ] if self.noise_ratio else texts
             views.append(self.tokenizer(noisy, padding=True, truncation=True, max_length=self.max_length,
                                         return_tensors="pt"))
         return {"views": views, "labels": torch.tensor([item["labels"] for item in items])}
@@ -59,16 +65,17 @@ class _ContrastivePhase:
     supervised: ClassVar[bool]
 
     def run(self, ctx: PhaseContext) -> dict[str, Any]:
-        from phasefit.training.sampling import LabelAwareSampler
+        from phasefit.training.sampling import EpochSeededSampler, LabelAwareSampler
 
         cfg = getattr(ctx.config, self.name)
         train = ctx.splits.train
         labels = ctx.splits.label_ids(train)
-        items = [{"text": text, "labels": label} for text, label in zip(train.texts, labels)]
+        items = [{"text": text, "labels": label, "index": i} for i, (text, label) in enumerate(zip(train.texts, labels))]
         objective = _MultiViewObjective(ctx.encoder, SupConLoss(cfg.temperature), cfg.views, self.supervised)
+        sampler = (LabelAwareSampler(labels, ctx.seed) if cfg.sampler == "label-aware"
+                   else EpochSeededSampler(len(items), ctx.seed))
         collator = MultiViewCollator(ctx.encoder.tokenizer, ctx.max_length, cfg.views, cfg.view_noise_ratio,
-                                     ctx.seed)
-        sampler = LabelAwareSampler(labels, ctx.seed) if cfg.sampler == "label-aware" else None
+                                     ctx.seed, sampler)
         return train_objective(ctx, self.name, objective, items, collator, cfg, sampler=sampler)
 
 

@@ -136,13 +136,14 @@ class FTPhase:
             data_collator=collator,
             compute_metrics=compute_metrics,
             optimizers=(optimizer, None),
-            callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience)],
+            callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience), *ctx.callbacks],
         )
         if cfg.sampler == "label-aware":
             trainer.train_sampler = LabelAwareSampler(train_labels, ctx.seed)
+        trainer.phase_name = self.name
         quiet_trainer(trainer)
         trainable = trainable_parameters(model)
-        result = trainer.train(resume_from_checkpoint=None)
+        result = trainer.train(resume_from_checkpoint=ctx.resume_checkpoint(self.name))
         state = trainer.state
         epochs_run = math.ceil(state.epoch or 0)
         ctx.classifier = classifier.eval()

@@ -24,6 +24,7 @@ from phasefit.models.encoder import embedding_dimension
 from phasefit.phases.base import PhaseContext, tokenize
 from phasefit.training.cost import trainable_parameters
 from phasefit.training.optim import make_optimizer, parameter_groups, scheduler_arguments
+from phasefit.training.sampling import EpochSeededSampler
 from phasefit.training.trainer import build_training_arguments, final_train_loss, quiet_trainer
 
 logger = logging.getLogger(__name__)
@@ -62,17 +63,30 @@ class _Objective(nn.Module):
             parts["cl"] = self.losses["cl"](batch["a"], batch["b"], batch["labels"])
         return {"loss": sum(self.weights[name] * value for name, value in parts.items())}
 
-    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
-        state = super().state_dict(*args, **kwargs)
+    def _duplicate_names(self, state: dict[str, torch.Tensor]) -> list[str]:
         seen: set[int] = set()
-        unique = {}
+        duplicates = []
         for name, tensor in state.items():
             key = tensor.untyped_storage().data_ptr() if tensor.numel() else id(tensor)
             if key in seen:
-                continue
+                duplicates.append(name)
             seen.add(key)
-            unique[name] = tensor
-        return unique
+        return duplicates
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
+        state = super().state_dict(*args, **kwargs)
+        for name in self._duplicate_names(state):
+            del state[name]
+        return state
+
+    @property
+    def _keys_to_ignore_on_save(self) -> list[str]:
+        """The Trainer's name for keys a checkpoint leaves out on purpose (here: second names of shared tensors);
+        when exactly these are missing on load it calls :meth:`tie_weights` instead of warning."""
+        return self._duplicate_names(super().state_dict())
+
+    def tie_weights(self) -> None:
+        """Nothing to re-tie: shared tensors are one object, restored through their first name."""
 
 
 class _Items(torch.utils.data.Dataset):
@@ -86,21 +100,29 @@ class _Items(torch.utils.data.Dataset):
         return self.items[index]
 
 
-class DAECollator:
-    """Tokenises (noisy, clean) text batches; word-deletion noise is drawn at batch time, so afresh every epoch."""
+def noise_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The generator of one example's noise in one epoch: fresh every epoch, identical after a resume."""
+    return np.random.default_rng([seed, epoch, index])
 
-    def __init__(self, tokenizer: Any, max_length: int, ratio: float, seed: int):
+
+class DAECollator:
+    """Tokenises (noisy, clean) text batches; word-deletion noise is drawn per (seed, epoch, example), so it is
+    afresh every epoch and a resumed run sees the same noise. ``epoch_source`` is the epoch-seeded sampler."""
+
+    def __init__(self, tokenizer: Any, max_length: int, ratio: float, seed: int, epoch_source: Any = None):
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.ratio = ratio
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.epoch_source = epoch_source
 
     def encode(self, texts: list[str]) -> dict[str, torch.Tensor]:
         return self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
 
-    def __call__(self, items: list[dict[str, str]]) -> dict[str, Any]:
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        epoch = getattr(self.epoch_source, "epoch", 0)
         clean = [item["text"] for item in items]
-        noisy = [delete_words(text, self.ratio, self.rng) for text in clean]
+        noisy = [delete_words(item["text"], self.ratio, noise_rng(self.seed, epoch, item["index"])) for item in items]
         return {"source": self.encode(noisy), "target": self.encode(clean)}
 
 
@@ -199,9 +221,10 @@ def train_objective(
     trainer = phase_trainer_class()(model=objective, args=args, train_dataset=_Items(items), data_collator=collator,
                                     optimizers=(optimizer, None))
     trainer.train_sampler = sampler
+    trainer.phase_name = phase
     quiet_trainer(trainer)
     trainable = trainable_parameters(objective)
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=ctx.resume_checkpoint(phase))
     return {
         "examples": trainer.state.global_step * cfg.batch_size if cfg.max_steps else len(items) * cfg.epochs,
         "trainable_parameters": trainable,
@@ -227,8 +250,10 @@ class DAEPhase:
         loss = DenoisingAutoEncoderLoss(ctx.encoder, pad_token_id=ctx.encoder.tokenizer.pad_token_id,
                                         tie=cfg.tie_decoder)
         texts = dae_texts(ctx, cfg.max_texts)
-        collator = DAECollator(ctx.encoder.tokenizer, ctx.max_length, cfg.noise_ratio, ctx.seed)
-        record = train_objective(ctx, self.name, _Objective(dae=loss), [{"text": t} for t in texts], collator, cfg)
+        sampler = EpochSeededSampler(len(texts), ctx.seed)
+        collator = DAECollator(ctx.encoder.tokenizer, ctx.max_length, cfg.noise_ratio, ctx.seed, sampler)
+        items = [{"text": t, "index": i} for i, t in enumerate(texts)]
+        record = train_objective(ctx, self.name, _Objective(dae=loss), items, collator, cfg, sampler=sampler)
         record["texts"] = len(texts)
         return record
 
@@ -243,8 +268,9 @@ class CLPhase:
         add_dense_layer(ctx)
         pairs, stats = contrastive_pairs(ctx, cfg)
         objective = _Objective(cl=CosineMSELoss(ctx.encoder))
-        record = train_objective(ctx, self.name, objective, pair_items(ctx, pairs),
-                                 PairCollator(ctx.encoder.tokenizer), cfg)
+        items = pair_items(ctx, pairs)
+        record = train_objective(ctx, self.name, objective, items, PairCollator(ctx.encoder.tokenizer), cfg,
+                                 sampler=EpochSeededSampler(len(items), ctx.seed))
         return {**record, **stats}
 
 
@@ -268,8 +294,10 @@ class JointPhase:
         pair_list = pair_items(ctx, pairs)
         texts = dae_texts(ctx, ctx.config.dae.max_texts)
         length = max(len(pair_list), len(texts))
-        items = [{"pair": pair_list[i % len(pair_list)], "dae": {"text": texts[i % len(texts)]}} for i in range(length)]
-        collator = JointCollator(DAECollator(ctx.encoder.tokenizer, ctx.max_length, cfg.noise_ratio, ctx.seed),
+        items = [{"pair": pair_list[i % len(pair_list)], "dae": {"text": texts[i % len(texts)], "index": i}}
+                 for i in range(length)]
+        sampler = EpochSeededSampler(len(items), ctx.seed)
+        collator = JointCollator(DAECollator(ctx.encoder.tokenizer, ctx.max_length, cfg.noise_ratio, ctx.seed, sampler),
                                  PairCollator(ctx.encoder.tokenizer))
-        record = train_objective(ctx, self.name, objective, items, collator, cfg)
+        record = train_objective(ctx, self.name, objective, items, collator, cfg, sampler=sampler)
         return {**record, **stats, "texts": len(texts)}

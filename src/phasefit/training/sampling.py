@@ -43,6 +43,10 @@ class LabelAwareSampler(Sampler[int]):
         pairs.extend(singletons[i : i + 2] for i in range(0, len(singletons), 2))
         return [index for k in rng.permutation(len(pairs)) for index in pairs[k]]
 
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the Trainer before each epoch, so a resumed run draws the same order as an uninterrupted one."""
+        self.epoch = epoch
+
     def __iter__(self) -> Iterator[int]:
         rng = np.random.default_rng([self.seed, self.epoch])
         self.epoch += 1
@@ -50,3 +54,23 @@ class LabelAwareSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self._length
+
+
+class EpochSeededSampler(Sampler[int]):
+    """A random permutation per epoch from ``(seed, epoch)``; ``epoch`` is also what per-example noise is drawn
+    from (see :class:`phasefit.phases.staged.DAECollator`), so noise and order survive a resume bit for bit."""
+
+    def __init__(self, size: int, seed: int):
+        self.size = size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size).tolist()
+        return iter(order)
+
+    def __len__(self) -> int:
+        return self.size

@@ -52,7 +52,7 @@ def build_training_arguments(
         save_strategy="epoch",
         save_total_limit=1,
         logging_strategy="steps",
-        logging_steps=5,
+        logging_steps=1,  # per-step losses: exact curves, and a resumed run logs the same values
         logging_first_step=True,
         report_to="none",
         seed=ctx.seed,
@@ -62,6 +62,7 @@ def build_training_arguments(
         remove_unused_columns=False,
         label_names=["labels"],
         dataloader_pin_memory=torch.cuda.is_available(),
+        restore_callback_states_from_checkpoint=True,  # early-stopping patience survives a resume
         **eval_args,
         **extra,
     )
@@ -84,16 +85,43 @@ def quiet_trainer(trainer: Any) -> None:
     trainer.remove_callback(PrinterCallback)
 
 
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss; the phase stops before the optimiser applies it."""
+
+
 def phase_trainer_class() -> type:
-    """``transformers.Trainer`` that can take a custom training sampler (e.g. :class:`LabelAwareSampler`)."""
+    """``transformers.Trainer`` with a custom training sampler (e.g. the label-aware one) and a guard that stops
+    at the first non-finite loss, before the optimiser step, so no checkpoint ever holds the broken weights."""
     from transformers import Trainer
 
     class PhaseTrainer(Trainer):
         train_sampler: Any = None
+        phase_name: str = "?"
 
         def _get_train_sampler(self, train_dataset: Any = None) -> Any:
             if self.train_sampler is not None:
                 return self.train_sampler
             return super()._get_train_sampler(train_dataset)
 
+        def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False, **kwargs: Any) -> Any:
+            result = super().compute_loss(model, inputs, return_outputs=return_outputs, **kwargs)
+            loss = result[0] if return_outputs else result
+            if model.training and not torch.isfinite(loss.detach()).all():
+                lr = self.optimizer.param_groups[0]["lr"] if self.optimizer is not None else float("nan")
+                last = self.state.best_model_checkpoint or _last_checkpoint(self.args.output_dir)
+                raise NonFiniteLossError(
+                    f"phase {self.phase_name}: the training loss became {loss.item()} at step "
+                    f"{self.state.global_step + 1}; the likely cause is a learning rate too high (now {lr:.3g}) "
+                    f"or fp16 overflow. Lower {self.phase_name}.lr (e.g. --set {self.phase_name}.lr=...) and train "
+                    f"again. Last good checkpoint: {last or 'none yet'}."
+                )
+            return result
+
     return PhaseTrainer
+
+
+def _last_checkpoint(folder: str) -> str | None:
+    from pathlib import Path
+
+    found = sorted(Path(folder).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return str(found[-1]) if found else None

@@ -1,0 +1,96 @@
+"""``phasefit experiment``: a grid of data sets x recipes x variants x seeds from one YAML file.
+
+Grid file::
+
+    recipes: [3phase, joint, ft]
+    seeds: [0, 1, 2]
+    set: {ft.epochs: 15}                  # every cell
+    datasets:
+      snips: {path: builtin:snips}
+      sst2-100: {path: ../shared/data/sst2, set: {data.few_shot_n: 100, data.max_validation_examples: 500}}
+    variants:                             # optional; crossed with everything else
+      default: {}
+      frozen: {ft.freeze_encoder: true}
+
+Cells are run directories ``OUT/<dataset>/<recipe>[/<variant>]/seed-<n>``; see :mod:`phasefit.experiments.grid`
+for resuming and the results files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from phasefit.config import ConfigError, read_yaml
+from phasefit.experiments.grid import Cell, Progress, run_cells
+from phasefit.io import atomic_write_text
+
+
+class DatasetEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(description="data path, as --data takes it")
+    set: dict[str, Any] = Field(default_factory=dict, description="overrides for this data set's runs")
+
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class GridConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    recipes: list[str] = Field(min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    datasets: dict[str, DatasetEntry] = Field(min_length=1)
+    variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    set: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("datasets", "variants")
+    @classmethod
+    def _folder_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Names become folders under the output: they must not climb out of it (../..) or be absolute.
+        bad = [name for name in value if not _SAFE_NAME.match(name) or ".." in name]
+        if bad:
+            raise ValueError(f"names {bad} must be plain folder names (letters, digits, '.', '_', '-'; no '..')")
+        return value
+
+
+def as_overrides(values: dict[str, Any]) -> list[str]:
+    """``{"ft.epochs": 3}`` -> ``["ft.epochs=3"]`` (values as JSON, which the --set parser reads as YAML)."""
+    return [f"{key}={json.dumps(value)}" for key, value in values.items()]
+
+
+def load_grid(path: str | Path) -> GridConfig:
+    try:
+        return GridConfig.model_validate(read_yaml(path))
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise ConfigError(f"grid file {path}: {problems}") from None
+
+
+def grid_cells(grid: GridConfig) -> list[Cell]:
+    variants = grid.variants or {"default": {}}
+    cells = []
+    for name, dataset in grid.datasets.items():
+        for recipe in grid.recipes:
+            for variant, settings in variants.items():
+                for seed in grid.seeds:
+                    folder = f"{name}/{recipe}" + (f"/{variant}" if len(variants) > 1 else "") + f"/seed-{seed}"
+                    overrides = (f"data.path={dataset.path}", *as_overrides(dataset.set),
+                                 *as_overrides(settings), f"seed={seed}")
+                    cells.append(Cell(folder, recipe, overrides,
+                                      {"dataset": name, "variant": variant, "seed": seed}))
+    return cells
+
+
+def run_experiment(grid_path: str | Path, output: Path, *, overrides: list[str] | None = None,
+                   on_progress: Callable[[Progress], None] | None = None) -> list[dict[str, Any]]:
+    grid = load_grid(grid_path)
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(output / "grid.yaml", Path(grid_path).read_text(encoding="utf-8"))
+    return run_cells(grid_cells(grid), output, base_overrides=[*as_overrides(grid.set), *(overrides or [])],
+                     on_progress=on_progress)

@@ -1,0 +1,123 @@
+"""Export a trained run: a sentence-transformers folder plus head, an ONNX graph, and a model card.
+
+``OUT/`` loads with ``SentenceTransformer(OUT)`` (the fine-tuned encoder) and holds ``head.safetensors`` +
+``classifier.json`` (so ``TextClassifier.load(OUT)`` works too; they are the same files as the run's ``model/``,
+laid out flat). ``OUT/model.onnx`` is encoder + head in one graph: inputs ``input_ids``, ``attention_mask``
+(and ``token_type_ids`` when the tokenizer makes them), output ``logits``; the tokenizer files are in ``OUT/``.
+``OUT/README.md`` is a model card with the data, recipe, metrics and how to load it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from phasefit.io import atomic_directory, commit_directory
+from phasefit.models.classifier import TextClassifier
+
+
+class _LogitsGraph(nn.Module):
+    def __init__(self, classifier: TextClassifier, names: list[str]):
+        super().__init__()
+        self.classifier = classifier
+        self.names = names
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        return self.classifier(**dict(zip(self.names, tensors)))["logits"]
+
+
+def export_run(run_dir: str | Path, output: str | Path, *, onnx: bool = True, opset: int = 17) -> Path:
+    run_dir, output = Path(run_dir), Path(output)
+    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    classifier = TextClassifier.load(run_dir / "model", device="cpu")
+    tmp = atomic_directory(output)
+    shutil.copytree(run_dir / "model" / "encoder", tmp, dirs_exist_ok=True)
+    for name in ("head.safetensors", "classifier.json"):
+        shutil.copy2(run_dir / "model" / name, tmp / name)
+    if onnx:
+        export_onnx(classifier, tmp / "model.onnx", opset=opset)
+    (tmp / "README.md").write_text(model_card(metrics, run_dir, onnx=onnx), encoding="utf-8")
+    commit_directory(tmp, output)
+    return output
+
+
+def onnx_input_names(classifier: TextClassifier) -> list[str]:
+    sample = classifier.tokenize(["a"])
+    return [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in sample]
+
+
+def export_onnx(classifier: TextClassifier, path: Path, *, opset: int = 17) -> Path:
+    classifier = classifier.eval().to("cpu")
+    names = onnx_input_names(classifier)
+    sample = classifier.tokenize(["a short example", "a somewhat longer example sentence for shapes"])
+    args = tuple(sample[name] for name in names)
+    dynamic = {name: {0: "batch", 1: "sequence"} for name in names}
+    dynamic["logits"] = {0: "batch"}
+    with torch.no_grad():
+        torch.onnx.export(_LogitsGraph(classifier, names), args, str(path), input_names=names,
+                          output_names=["logits"], dynamic_axes=dynamic, opset_version=opset, dynamo=False)
+    return path
+
+
+def onnx_predict(path: str | Path, classifier: TextClassifier, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
+    """Logits of the ONNX graph for ``texts`` (tokenised with the classifier's tokenizer), shape (N, C)."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    wanted = [i.name for i in session.get_inputs()]
+    out = []
+    for start in range(0, len(texts), batch_size):
+        features = classifier.tokenize(texts[start : start + batch_size])
+        out.append(session.run(["logits"], {name: features[name].numpy() for name in wanted})[0])
+    return np.concatenate(out) if out else np.zeros((0, len(classifier.label_names)), dtype=np.float32)
+
+
+def model_card(metrics: dict[str, Any], run_dir: Path, *, onnx: bool) -> str:
+    test = metrics.get("test") or {}
+    phases = " → ".join(p["name"] for p in metrics["phases"])
+    rows = "\n".join(f"| {p['name']} | {p['seconds'] / 60:.1f} | {p.get('final_loss')} |" for p in metrics["phases"])
+    labels = ", ".join(metrics["label_names"][:30]) + (" …" if len(metrics["label_names"]) > 30 else "")
+    onnx_text = ("\nONNX (encoder + head, one graph):\n\n```python\nimport onnxruntime, numpy as np\n"
+                 "from transformers import AutoTokenizer\ntok = AutoTokenizer.from_pretrained('.')\n"
+                 "session = onnxruntime.InferenceSession('model.onnx')\n"
+                 "features = tok(['book a table for two'], return_tensors='np', padding=True)\n"
+                 "logits = session.run(['logits'], {i.name: features[i.name] for i in session.get_inputs()})[0]\n```\n"
+                 if onnx else "")
+    return f"""# phasefit text classifier ({metrics['recipe']})
+
+Trained with [phasefit](https://github.com/) recipe `{metrics['recipe']}` ({phases}) from encoder
+`{metrics['model']}` on data `{metrics['data']}` (seed {metrics['seed']}; train / validation / test sizes
+{metrics['sizes']['train']} / {metrics['sizes']['validation']} / {metrics['sizes']['test']}).
+
+Labels ({len(metrics['label_names'])}): {labels}
+
+## Scores (test split, read once after training)
+
+| accuracy | macro-F1 | macro precision | macro recall |
+|---|---|---|---|
+| {test.get('accuracy', float('nan')):.4f} | {test.get('macro_f1', float('nan')):.4f} | {test.get('macro_precision', float('nan')):.4f} | {test.get('macro_recall', float('nan')):.4f} |
+
+| phase | minutes | final loss |
+|---|---|---|
+{rows}
+
+## Load it
+
+```python
+from phasefit.models.classifier import TextClassifier
+classifier = TextClassifier.load(".")           # encoder + head
+classifier.predict(["book a table for two"])
+
+from sentence_transformers import SentenceTransformer
+encoder = SentenceTransformer(".")              # the fine-tuned encoder alone
+```
+{onnx_text}
+Source run: `{run_dir}`. Limits: scores hold for data like the training data; check `metrics.json` of the run for
+per-class results before relying on rare classes.
+"""

@@ -1,0 +1,305 @@
+"""``phasefit report DIR``: tables shaped like paper 000's, per-phase cost, paired tests and plots.
+
+Reads only ``DIR/results.jsonl`` and the run directories it names, and writes ``report.md`` (images beside it in
+``report_files/``) and ``report.html`` (the same content, images embedded, no external requests). Every number is
+a mean ± sample std over the runs (seeds) of a cell, with the count; "best" marks the highest mean in a row.
+Representative plots come from the run with the best *validation* accuracy, never a test-selected one.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from phasefit.experiments.grid import read_results
+from phasefit.io import atomic_write_text
+
+ABLATION_RECIPES = ["3phase", "joint", "dae-ft", "cl-ft", "ft", "3phase-no-imb", "3phase-extra-imb"]
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+    bold: set[tuple[int, int]] = field(default_factory=set)  # (row, column) cells to emphasise
+
+
+@dataclass
+class Block:
+    kind: str  # heading | text | table | image
+    content: Any
+    caption: str = ""
+
+
+def _fmt(values: Sequence[float], scale: float = 100.0, digits: int = 2) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    mean = statistics.fmean(values) * scale
+    std = statistics.stdev(values) * scale if len(values) > 1 else 0.0
+    return f"{mean:.{digits}f} ± {std:.{digits}f} (n={len(values)})"
+
+
+def _group(rows: Sequence[dict[str, Any]], *keys: str) -> dict[tuple, list[dict[str, Any]]]:
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row.get(k) for k in keys), []).append(row)
+    return groups
+
+
+def _ordered(values: Sequence[Any]) -> list[Any]:
+    return list(dict.fromkeys(values))
+
+
+def metric_table(rows: Sequence[dict[str, Any]], metric: str, recipes: Sequence[str]) -> Table:
+    """Data set x recipe of ``metric`` (in %), best mean per data set in bold."""
+    datasets = _ordered(r["dataset"] for r in rows)
+    groups = _group(rows, "dataset", "recipe")
+    table = Table(["data set", *recipes], [])
+    for i, dataset in enumerate(datasets):
+        cells, means = [dataset], []
+        for recipe in recipes:
+            members = groups.get((dataset, recipe), [])
+            cells.append(_fmt([m[metric] for m in members]))
+            means.append(statistics.fmean(m[metric] for m in members) if members else float("-inf"))
+        if any(m > float("-inf") for m in means):
+            table.bold.add((i, 1 + int(np.argmax(means))))
+        table.rows.append(cells)
+    return table
+
+
+def cost_table(rows: Sequence[dict[str, Any]]) -> Table:
+    table = Table(["data set", "recipe", "phase", "minutes", "examples / s", "peak memory (MB)",
+                   "trainable parameters", "val k-NN acc. after phase"], [])
+    for (dataset, recipe), members in _group(rows, "dataset", "recipe").items():
+        for phase in members[0]["phases"].split("+"):
+            def mean(key: str, scale: float = 1.0) -> str:
+                values = [m.get(f"{phase}_{key}") for m in members if m.get(f"{phase}_{key}") is not None]
+                return f"{statistics.fmean(values) * scale:,.2f}" if values else "–"
+
+            table.rows.append([dataset, recipe, phase, mean("seconds", 1 / 60), mean("examples_per_second"),
+                               mean("peak_memory_mb"), mean("trainable_parameters").split(".")[0],
+                               mean("validation_knn_accuracy")])
+    return table
+
+
+def paired_table(rows: Sequence[dict[str, Any]], baseline: str = "ft", metric: str = "test_accuracy") -> Table | None:
+    """Each recipe against ``baseline`` on the seeds both ran (same seed = same split and initialisation)."""
+    from scipy.stats import ttest_rel
+
+    table = Table(["data set", "recipe", f"vs {baseline}: shared seeds", "mean difference (points)",
+                   "std of differences", "paired t-test p", "reading"], [])
+    groups = _group(rows, "dataset", "recipe", "variant")
+    for (dataset, recipe, variant), members in groups.items():
+        if recipe == baseline:
+            continue
+        base = {m["seed"]: m[metric] for m in groups.get((dataset, baseline, variant), [])}
+        pairs = [(m[metric], base[m["seed"]]) for m in members if m["seed"] in base]
+        if not pairs:
+            continue
+        diffs = [100 * (a - b) for a, b in pairs]
+        p = None
+        if len(pairs) > 1 and statistics.pstdev(diffs) > 0:
+            p = float(ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue)
+        if p is None:
+            reading = "too few seeds to test" if len(pairs) < 2 else "identical differences"
+        elif p < 0.05:
+            reading = "better than baseline" if statistics.fmean(diffs) > 0 else "worse than baseline"
+        else:
+            reading = "within seed noise"
+        name = recipe if variant in (None, "default") else f"{recipe} ({variant})"
+        table.rows.append([dataset, name, str(len(pairs)), f"{statistics.fmean(diffs):+.2f}",
+                           f"{statistics.stdev(diffs):.2f}" if len(diffs) > 1 else "–",
+                           "–" if p is None else f"{p:.3f}", reading])
+    return table if table.rows else None
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Plots
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def bar_chart(rows: Sequence[dict[str, Any]], path: Path, metric: str = "test_accuracy") -> Path:
+    plt = _pyplot()
+    datasets = _ordered(r["dataset"] for r in rows)
+    recipes = _ordered(r["recipe"] for r in rows)
+    groups = _group(rows, "dataset", "recipe")
+    width = 0.8 / max(1, len(recipes))
+    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(datasets) * max(1, len(recipes)) / 2), 4))
+    for j, recipe in enumerate(recipes):
+        means, stds = [], []
+        for dataset in datasets:
+            values = [100 * m[metric] for m in groups.get((dataset, recipe), [])]
+            means.append(statistics.fmean(values) if values else 0)
+            stds.append(statistics.stdev(values) if len(values) > 1 else 0)
+        ax.bar(np.arange(len(datasets)) + j * width, means, width, yerr=stds, capsize=3, label=recipe)
+    ax.set_xticks(np.arange(len(datasets)) + width * (len(recipes) - 1) / 2, datasets)
+    ax.set_ylabel(f"{metric.replace('_', ' ')} (%), mean ± std over seeds")
+    low = min((100 * r[metric] for r in rows), default=0)
+    ax.set_ylim(max(0, low - 10), 100)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def curves_plot(run_dir: Path, path: Path) -> Path | None:
+    """Training loss per phase (by step) and, for the FT phase, validation scores per epoch."""
+    files = sorted((run_dir / "curves").glob("*.json"), key=lambda p: int(p.name.split("-")[0]))
+    if not files:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(files), figsize=(4 * len(files), 3.3), squeeze=False)
+    for ax, file in zip(axes[0], files):
+        history = json.loads(file.read_text())
+        steps = [(h["step"], h["loss"]) for h in history if "loss" in h and "step" in h]
+        if steps:
+            ax.plot(*zip(*steps), label="training loss", color="tab:blue")
+        ax.set_xlabel("step")
+        ax.set_title(file.stem.split("-", 1)[1])
+        evals = [(h["step"], h["eval_macro_f1"]) for h in history if "eval_macro_f1" in h]
+        if evals:
+            twin = ax.twinx()
+            twin.plot(*zip(*evals), marker="o", color="tab:orange", label="validation macro-F1")
+            twin.set_ylim(0, 1.02)
+            twin.legend(loc="center right", fontsize=7)
+        ax.legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# The report
+
+
+def build_report(output: Path) -> list[Block]:
+    rows = read_results(output)
+    for row in rows:
+        row.setdefault("dataset", Path(str(row.get("data"))).name)
+        row.setdefault("variant", "default")
+    files = output / "report_files"
+    files.mkdir(exist_ok=True)
+    recipes = _ordered(r["recipe"] for r in rows)
+    seeds = sorted({r["seed"] for r in rows})
+    blocks = [
+        Block("heading", "phasefit report"),
+        Block("text", f"{len(rows)} runs from `{output}`: data sets {', '.join(_ordered(r['dataset'] for r in rows))}; "
+                      f"recipes {', '.join(recipes)}; seeds {seeds}. Values are test-set scores in %, mean ± sample "
+                      "std over seeds (n = runs); bold = best mean of the row. Selection and early stopping used "
+                      "validation only; each test set was scored once per run."),
+        Block("heading", "Accuracy (paper 000 Table 3)"),
+        Block("table", metric_table(rows, "test_accuracy", recipes)),
+    ]
+    ablation = [r for r in ABLATION_RECIPES if r in recipes]
+    if len(ablation) > 1:
+        blocks += [Block("heading", "Ablation (paper 000 Table 4), accuracy"),
+                   Block("table", metric_table(rows, "test_accuracy", ablation))]
+    blocks += [
+        Block("heading", "Macro precision and recall (paper 000 Table 6)"),
+        Block("table", metric_table(rows, "test_macro_precision", recipes), "precision"),
+        Block("table", metric_table(rows, "test_macro_recall", recipes), "recall"),
+        Block("heading", "Macro F1 (paper 000 Table 7)"),
+        Block("table", metric_table(rows, "test_macro_f1", recipes)),
+    ]
+    paired = paired_table(rows)
+    if paired is not None:
+        blocks += [Block("heading", "Is the gain beyond seed noise? Paired comparison with ft"),
+                   Block("text", "Same seed = same split and same initial head; differences in test accuracy "
+                                 "points; a two-sided paired t-test over the shared seeds (with 3 seeds only large, "
+                                 "consistent differences can reach p < 0.05)."),
+                   Block("table", paired)]
+    blocks += [Block("heading", "Cost per phase (mean over seeds)"),
+               Block("text", "Peak memory is the process's peak resident memory on CPU (it never decreases within "
+                             "a run) or the peak allocated GPU memory. Examples are texts for DAE/FT and pairs for CL."),
+               Block("table", cost_table(rows)),
+               Block("heading", "Plots"),
+               Block("image", bar_chart(rows, files / "accuracy_bars.png"), "test accuracy by recipe (error bars: std over seeds)")]
+    for (dataset,), members in _group(rows, "dataset").items():
+        for (recipe,), runs in _group(members, "recipe").items():
+            best = max(runs, key=lambda r: r["validation_accuracy"])
+            run_dir = output / best["cell"]
+            label = f"{dataset} / {recipe}, seed {best['seed']} (best validation accuracy of {len(runs)})"
+            if (run_dir / "embeddings.png").is_file():
+                blocks.append(Block("image", run_dir / "embeddings.png", f"embeddings after each phase: {label}"))
+            curves = curves_plot(run_dir, files / f"curves-{dataset}-{recipe}.png".replace("/", "_"))
+            if curves is not None:
+                blocks.append(Block("image", curves, f"training and validation curves: {label}"))
+        best = max(members, key=lambda r: r["validation_accuracy"])
+        if (output / best["cell"] / "confusion_matrix.png").is_file():
+            blocks.append(Block("image", output / best["cell"] / "confusion_matrix.png",
+                                f"{dataset}: test confusion matrix of the best run by validation ({best['cell']})"))
+    return blocks
+
+
+def _md_table(table: Table) -> str:
+    lines = ["| " + " | ".join(table.header) + " |", "|" + "---|" * len(table.header)]
+    for i, row in enumerate(table.rows):
+        cells = [f"**{c}**" if (i, j) in table.bold else c for j, c in enumerate(row)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _html_table(table: Table) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
+    body = []
+    for i, row in enumerate(table.rows):
+        cells = "".join(f"<td><b>{html.escape(c)}</b></td>" if (i, j) in table.bold else f"<td>{html.escape(c)}</td>"
+                        for j, c in enumerate(row))
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
+td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}figure{margin:1.5em 0}img{max-width:100%}
+figcaption{font-size:13px;color:#555}code{background:#f3f3f3;padding:1px 4px}"""
+
+
+def write_report(output: str | Path) -> tuple[Path, Path]:
+    """Write ``report.md`` and the self-contained ``report.html`` for a grid folder; returns both paths."""
+    output = Path(output)
+    blocks = build_report(output)
+    md, body = [], []
+    for block in blocks:
+        if block.kind == "heading":
+            level = "#" if block is blocks[0] else "##"
+            md.append(f"{level} {block.content}")
+            body.append(f"<h{len(level)}>{html.escape(block.content)}</h{len(level)}>")
+        elif block.kind == "text":
+            md.append(block.content)
+            body.append(f"<p>{html.escape(block.content)}</p>")
+        elif block.kind == "table":
+            md.append((f"*{block.caption}*\n\n" if block.caption else "") + _md_table(block.content))
+            body.append((f"<p><i>{html.escape(block.caption)}</i></p>" if block.caption else "")
+                        + _html_table(block.content))
+        elif block.kind == "image":
+            image = Path(block.content)
+            md.append(f"![{block.caption}]({image.resolve().relative_to(output.resolve()).as_posix()})\n\n*{block.caption}*")
+            data = base64.b64encode(image.read_bytes()).decode("ascii")
+            body.append(f'<figure><img alt="{html.escape(block.caption)}" src="data:image/png;base64,{data}">'
+                        f"<figcaption>{html.escape(block.caption)}</figcaption></figure>")
+    md_path, html_path = output / "report.md", output / "report.html"
+    atomic_write_text(md_path, "\n\n".join(md) + "\n")
+    page = (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>phasefit report</title>"
+            f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n")
+    atomic_write_text(html_path, page)
+    return md_path, html_path
