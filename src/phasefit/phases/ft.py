@@ -23,7 +23,7 @@ from phasefit.models.classifier import HeadOnly, MLPHead, TextClassifier
 from phasefit.models.encoder import embedding_dimension
 from phasefit.phases.base import PhaseContext
 from phasefit.training.cost import trainable_parameters
-from phasefit.training.optim import make_optimizer, parameter_groups, scheduler_arguments
+from phasefit.training.optim import make_optimizer, parameter_groups
 from phasefit.training.trainer import build_training_arguments, final_train_loss, quiet_trainer
 
 logger = logging.getLogger(__name__)
@@ -104,22 +104,9 @@ class FTPhase:
             groups = parameter_groups(ctx.encoder, head, lr=cfg.lr, head_lr=cfg.head_lr,
                                       weight_decay=cfg.weight_decay, layer_decay=cfg.layer_decay)
 
-        optimizer = make_optimizer(groups, name=cfg.optimizer, lr=cfg.lr, adam_epsilon=cfg.adam_epsilon,
-                                   momentum=cfg.momentum)
-        args = build_training_arguments(
-            ctx,
-            phase=self.name,
-            epochs=cfg.epochs,
-            batch_size=cfg.batch_size,
-            lr=cfg.lr,
-            weight_decay=cfg.weight_decay,
-            max_grad_norm=cfg.max_grad_norm,
-            evaluate=True,
-            metric=cfg.metric,
-            group_by_length=not cfg.freeze_encoder and cfg.sampler == "random",
-            max_steps=cfg.max_steps,
-            **scheduler_arguments(cfg.schedule, cfg.warmup_ratio, cfg.min_lr_ratio),
-        )
+        optimizer = make_optimizer(groups, cfg)
+        args = build_training_arguments(ctx, phase=self.name, cfg=cfg, evaluate=True, metric=cfg.metric,
+                                        group_by_length=not cfg.freeze_encoder and cfg.sampler == "random")
         label_names = splits.label_names
 
         def compute_metrics(prediction: Any) -> dict[str, float]:

@@ -23,7 +23,7 @@ from phasefit.losses.dae import DenoisingAutoEncoderLoss
 from phasefit.models.encoder import embedding_dimension
 from phasefit.phases.base import PhaseContext, tokenize
 from phasefit.training.cost import trainable_parameters
-from phasefit.training.optim import make_optimizer, parameter_groups, scheduler_arguments
+from phasefit.training.optim import make_optimizer, parameter_groups
 from phasefit.training.sampling import EpochSeededSampler
 from phasefit.training.trainer import build_training_arguments, final_train_loss, quiet_trainer
 
@@ -211,13 +211,8 @@ def train_objective(
         raise ValueError(f"phase {phase}: nothing to train on (0 examples)")
     groups = parameter_groups(objective, None, lr=cfg.lr, head_lr=cfg.lr, weight_decay=cfg.weight_decay,
                               layer_decay=cfg.layer_decay)
-    optimizer = make_optimizer(groups, name=cfg.optimizer, lr=cfg.lr, adam_epsilon=cfg.adam_epsilon,
-                               momentum=cfg.momentum)
-    args = build_training_arguments(
-        ctx, phase=phase, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm, group_by_length=False, max_steps=cfg.max_steps,
-        **scheduler_arguments(cfg.schedule, cfg.warmup_ratio, cfg.min_lr_ratio),
-    )
+    optimizer = make_optimizer(groups, cfg)
+    args = build_training_arguments(ctx, phase=phase, cfg=cfg, group_by_length=False)
     trainer = phase_trainer_class()(model=objective, args=args, train_dataset=_Items(items), data_collator=collator,
                                     optimizers=(optimizer, None))
     trainer.train_sampler = sampler

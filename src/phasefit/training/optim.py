@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from phasefit.config import OptimConfig
 
 _LAYER = re.compile(r"\.(?:layer|layers|block|blocks|h)\.(\d+)\.")
 
@@ -66,11 +70,11 @@ def parameter_groups(
     return [{"params": params, "lr": group_lr, "weight_decay": decay} for (group_lr, decay), params in groups.items()]
 
 
-def make_optimizer(groups: list[dict], *, name: str, lr: float, adam_epsilon: float = 1e-8,
-                   momentum: float = 0.9) -> torch.optim.Optimizer:
-    if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum)
-    return torch.optim.AdamW(groups, lr=lr, eps=adam_epsilon)
+def make_optimizer(groups: list[dict], cfg: OptimConfig) -> torch.optim.Optimizer:
+    """AdamW (epsilon from the settings) or SGD with momentum, over the given parameter groups."""
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    return torch.optim.AdamW(groups, lr=cfg.lr, eps=cfg.adam_epsilon)
 
 
 def scheduler_arguments(schedule: str, warmup_ratio: float, min_lr_ratio: float) -> dict:

@@ -6,8 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from phasefit.training.optim import scheduler_arguments
+
 if TYPE_CHECKING:
     from transformers import TrainingArguments
+
+    from phasefit.config import OptimConfig
 
     from phasefit.phases.base import PhaseContext
 
@@ -16,20 +20,15 @@ def build_training_arguments(
     ctx: PhaseContext,
     *,
     phase: str,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    weight_decay: float = 0.0,
-    max_grad_norm: float = 1.0,
+    cfg: OptimConfig,
     evaluate: bool = False,
     metric: str = "macro_f1",
     group_by_length: bool = True,
-    max_steps: int | None = None,
-    **extra: Any,
 ) -> TrainingArguments:
-    """Arguments for one phase's Trainer: epoch checkpoints under ``work_dir/checkpoints/<phase>``, the run
-    seed for weights and data order, length-grouped batches (dynamic padding wastes less on similar lengths)
-    and, when ``evaluate``, per-epoch validation with the best epoch restored at the end."""
+    """Arguments for one phase's Trainer from its settings: epoch checkpoints under
+    ``work_dir/checkpoints/<phase>``, the run seed for weights and data order, the phase's schedule, length-grouped
+    batches (dynamic padding wastes less on similar lengths) and, when ``evaluate``, per-epoch validation with the
+    best epoch restored at the end."""
     from transformers import TrainingArguments
 
     eval_args: dict[str, Any] = {"eval_strategy": "no"}
@@ -39,16 +38,16 @@ def build_training_arguments(
             "load_best_model_at_end": True,
             "metric_for_best_model": metric,
             "greater_is_better": True,
-            "per_device_eval_batch_size": max(64, batch_size),
+            "per_device_eval_batch_size": max(64, cfg.batch_size),
         }
     return TrainingArguments(
         output_dir=str(ctx.work_dir / "checkpoints" / phase),
-        num_train_epochs=epochs,
-        max_steps=max_steps if max_steps is not None else -1,
-        per_device_train_batch_size=batch_size,
-        learning_rate=lr,
-        weight_decay=weight_decay,
-        max_grad_norm=max_grad_norm,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps if cfg.max_steps is not None else -1,
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
         save_strategy="epoch",
         save_total_limit=1,
         logging_strategy="steps",
@@ -64,7 +63,7 @@ def build_training_arguments(
         dataloader_pin_memory=torch.cuda.is_available(),
         restore_callback_states_from_checkpoint=True,  # early-stopping patience survives a resume
         **eval_args,
-        **extra,
+        **scheduler_arguments(cfg.schedule, cfg.warmup_ratio, cfg.min_lr_ratio),
     )
 
 
