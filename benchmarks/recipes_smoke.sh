@@ -12,9 +12,9 @@ NG=(--set data.label_separator=. --set data.label_depth=5 --set data.max_train_e
     --set data.max_eval_examples=100 --set data.max_length=64 --set cl.max_pairs=400)
 for recipe in $RECIPES; do
   phasefit train --data ../shared/data/snips_builtin --recipe "$recipe" --output "$OUT/snips/$recipe" --quiet \
-    --overwrite "${SHORT[@]}"
+    --overwrite "${SHORT[@]}" > /dev/null
   phasefit train --data ../shared/data/20newsgroups --recipe "$recipe" --output "$OUT/20ng/$recipe" --quiet \
-    --overwrite "${SHORT[@]}" "${NG[@]}"
+    --overwrite "${SHORT[@]}" "${NG[@]}" > /dev/null
 done
 python - "$OUT" <<'PY'
 import json, pathlib, sys

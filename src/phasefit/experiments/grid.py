@@ -49,6 +49,8 @@ def flatten_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
         for key in ("accuracy", "macro_f1", "macro_precision", "macro_recall"):
             row[f"{split}_{key}"] = metrics[split][key]
     row["total_seconds"] = metrics["total_seconds"]
+    initial = metrics.get("initial_embeddings") or {}
+    row["initial_validation_knn_accuracy"] = initial.get("validation_knn_accuracy")
     row["phases"] = "+".join(p["name"] for p in metrics["phases"])
     for phase in metrics["phases"]:
         prefix = f"{phase['name']}_"

@@ -80,6 +80,9 @@ def cost_table(rows: Sequence[dict[str, Any]]) -> Table:
     table = Table(["data set", "recipe", "phase", "minutes", "examples / s", "peak memory (MB)",
                    "trainable parameters", "val k-NN acc. after phase"], [])
     for (dataset, recipe), members in _group(rows, "dataset", "recipe").items():
+        initial = [m["initial_validation_knn_accuracy"] for m in members if m.get("initial_validation_knn_accuracy") is not None]
+        if initial:
+            table.rows.append([dataset, recipe, "(pre-trained)", "–", "–", "–", "–", f"{statistics.fmean(initial):,.2f}"])
         for phase in members[0]["phases"].split("+"):
             def mean(key: str, scale: float = 1.0) -> str:
                 values = [m.get(f"{phase}_{key}") for m in members if m.get(f"{phase}_{key}") is not None]
@@ -210,7 +213,7 @@ def build_report(output: Path) -> list[Block]:
         Block("table", metric_table(rows, "test_accuracy", recipes)),
     ]
     ablation = [r for r in ABLATION_RECIPES if r in recipes]
-    if len(ablation) > 1:
+    if set(ablation) - {"3phase", "ft"}:  # otherwise it would repeat Table 3
         blocks += [Block("heading", "Ablation (paper 000 Table 4), accuracy"),
                    Block("table", metric_table(rows, "test_accuracy", ablation))]
     blocks += [
