@@ -112,8 +112,10 @@ def paired_table(rows: Sequence[dict[str, Any]], baseline: str = "ft", metric: s
         p = None
         if len(pairs) > 1 and statistics.pstdev(diffs) > 0:
             p = float(ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue)
-        if p is None:
-            reading = "too few seeds to test" if len(pairs) < 2 else "identical differences"
+        if len(pairs) < 3:
+            reading = "too few seeds to judge (fewer than 3)"
+        elif p is None:
+            reading = "identical differences"
         elif p < 0.05:
             reading = "better than baseline" if statistics.fmean(diffs) > 0 else "worse than baseline"
         else:
@@ -227,8 +229,9 @@ def build_report(output: Path) -> list[Block]:
     if paired is not None:
         blocks += [Block("heading", "Is the gain beyond seed noise? Paired comparison with ft"),
                    Block("text", "Same seed = same split and same initial head; differences in test accuracy "
-                                 "points; a two-sided paired t-test over the shared seeds (with 3 seeds only large, "
-                                 "consistent differences can reach p < 0.05)."),
+                                 "points; a two-sided paired t-test over the shared seeds. No reading is given "
+                                 "below 3 shared seeds, and with 3 only large, consistent differences reach "
+                                 "p < 0.05."),
                    Block("table", paired)]
     blocks += [Block("heading", "Cost per phase (mean over seeds)"),
                Block("text", "Peak memory is the process's peak resident memory on CPU (it never decreases within "
