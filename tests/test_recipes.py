@@ -53,3 +53,24 @@ def test_encoder_phases_change_the_encoder_and_hand_it_on(tiny_model_dir: Path, 
     # Two Dense layers were added (bottleneck + CL projection), both saved with the classifier.
     assert len(list(result.classifier.encoder.children())) == len(list(load_encoder(
         ModelConfig(name=str(tiny_model_dir))).children())) + 2
+
+
+def test_dae_reads_unlabelled_texts_but_never_validation_or_test(tiny_model_dir: Path, toy_data_dir_module: Path,
+                                                                  tmp_path: Path, monkeypatch) -> None:
+    from phasefit.phases import staged
+
+    unlabelled = tmp_path / "extra.txt"
+    unlabelled.write_text("play the jazz album tonight\n\nwhat is the forecast for monday\n")
+    seen: list[list[str]] = []
+    original = staged.dae_texts
+    monkeypatch.setattr(staged, "dae_texts", lambda ctx, cap: seen.append(original(ctx, cap)) or seen[-1])
+    config = build_config("dae-ft", None, [*tiny_overrides(tiny_model_dir), f"data.path={toy_data_dir_module}",
+                                           f"data.unlabelled_path={unlabelled}", *SHORT])
+    result = train(config, tmp_path / "run")
+    texts = seen[0]
+    assert texts[-2:] == ["play the jazz album tonight", "what is the forecast for monday"]  # blank line skipped
+    import pandas as pd
+
+    held_out = set(pd.read_csv(toy_data_dir_module / "validation.csv").text) | set(pd.read_csv(toy_data_dir_module / "test.csv").text)
+    assert not held_out & set(texts)
+    assert result.metrics["phases"][0]["texts"] == len(texts) == result.metrics["sizes"]["train"] + 2
