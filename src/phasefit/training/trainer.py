@@ -78,10 +78,18 @@ def final_train_loss(log_history: list[dict[str, Any]], result: Any = None) -> f
 
 
 def quiet_trainer(trainer: Any) -> None:
-    """The Trainer prints every log dict to stdout when progress bars are off; the library never prints."""
-    from transformers.trainer_callback import PrinterCallback
+    """The Trainer prints every log dict to stdout (PrinterCallback without progress bars, ProgressCallback's
+    ``on_log`` with them); the library never prints. Progress bars stay; the logs go to the run's curves."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    class _BarsOnly(ProgressCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+            return None
 
     trainer.remove_callback(PrinterCallback)
+    if any(isinstance(cb, ProgressCallback) for cb in trainer.callback_handler.callbacks):
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(_BarsOnly())
 
 
 class NonFiniteLossError(RuntimeError):
