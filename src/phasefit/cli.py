@@ -374,32 +374,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_texts(path: str, column: str) -> list[str]:
-    from phasefit.data.errors import DataError
-
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"input file {file} not found")
-    if file.suffix in {".txt", ""}:
-        return [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
-    import pandas as pd
-
-    readers = {".csv": lambda: pd.read_csv(file), ".tsv": lambda: pd.read_csv(file, sep="\t"),
-               ".jsonl": lambda: pd.read_json(file, lines=True), ".parquet": lambda: pd.read_parquet(file)}
-    if file.suffix not in readers:
-        raise DataError(f"{file}: unknown format; use .txt, .csv, .tsv, .jsonl or .parquet")
-    table = readers[file.suffix]()
-    if column not in table.columns:
-        raise DataError(f"{file}: no column {column!r} (columns: {list(table.columns)}); pass --text-column")
-    return [str(text) for text in table[column].tolist()]
-
-
 def _cmd_predict(args: argparse.Namespace) -> int:
     from phasefit.pipeline import load_run
 
     texts = list(args.texts)
     if args.input:
-        texts += _read_texts(args.input, args.text_column)
+        from phasefit.data import read_texts
+
+        texts += read_texts(args.input, args.text_column)
     if not texts:
         print("phasefit: error: give texts as arguments or --input FILE", file=sys.stderr)
         return EXIT_USER_ERROR

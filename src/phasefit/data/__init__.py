@@ -1,7 +1,7 @@
 """Data layer: load labelled text into train/validation/test, seeded stratified splits, few-shot draws, max length."""
 
 from phasefit.data.errors import DataError
-from phasefit.data.loading import builtin_data_path, load_splits
+from phasefit.data.loading import builtin_data_path, load_splits, read_texts
 from phasefit.data.splits import DatasetSplits, LabelledSplit, few_shot, resolve_max_length
 
 __all__ = [
@@ -11,5 +11,6 @@ __all__ = [
     "builtin_data_path",
     "few_shot",
     "load_splits",
+    "read_texts",
     "resolve_max_length",
 ]

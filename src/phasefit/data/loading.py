@@ -146,6 +146,20 @@ def _read_file(path: Path) -> _Table:
     )
 
 
+def read_texts(path: str | os.PathLike, column: str = "text") -> list[str]:
+    """Unlabelled texts to predict: a ``.txt`` file (one text per line, blank lines skipped) or one column of a
+    CSV/TSV/JSONL/Parquet table, read and checked like training data (strict UTF-8, row-numbered errors)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"input file {path} not found; pass an existing file")
+    if path.suffix.lower() in (".txt", ""):
+        return [line for line in _decode_utf8(path).splitlines() if line.strip()]
+    table = _read_file(path)
+    if column not in table.data:
+        raise DataError(f"{path.name}: no column {column!r} (columns: {list(table.data)}); pass --text-column")
+    return [_text(value, table, row, column) for value, row in zip(table.data[column], table.rows)]
+
+
 def _find_split_files(path: Path) -> dict[str, Path]:
     """Map split name -> file for a folder of split files or a single (training) file."""
     if not path.exists():
