@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from phasefit.experiments.grid import Cell, Progress, run_cells
+from phasefit.experiments.grid import Cell, Progress, group_rows, run_cells
 from phasefit.io import atomic_write_text
 
 DEFAULT_RUN_RECIPES = ["3phase", "ft"]
@@ -42,11 +42,8 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 def summarise(rows: Sequence[dict[str, Any]], by: Sequence[str] = ("recipe",),
               metrics: Sequence[str] = ("test_accuracy", "test_macro_f1", "total_seconds")) -> list[dict[str, Any]]:
     """Mean and sample std of ``metrics`` per group of ``by`` values, with the number of runs, in first-seen order."""
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(tuple(row.get(key) for key in by), []).append(row)
     out = []
-    for values, members in groups.items():
+    for values, members in group_rows(rows, *by).items():
         entry: dict[str, Any] = dict(zip(by, values))
         entry["runs"] = len(members)
         for metric in metrics:

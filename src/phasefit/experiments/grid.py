@@ -115,6 +115,14 @@ def write_results(rows: Sequence[dict[str, Any]], output: Path) -> None:
     atomic_write_text(output / "results.csv", buffer.getvalue())
 
 
+def group_rows(rows: Sequence[dict[str, Any]], *keys: str) -> dict[tuple, list[dict[str, Any]]]:
+    """Rows grouped by their values of ``keys``, groups in first-seen order."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row.get(key) for key in keys), []).append(row)
+    return groups
+
+
 def read_results(output: Path) -> list[dict[str, Any]]:
     path = Path(output) / "results.jsonl"
     if not path.is_file():

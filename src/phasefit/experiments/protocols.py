@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from phasefit.experiments.compare import mean_std
-from phasefit.experiments.grid import Cell, Progress, run_cells
+from phasefit.experiments.grid import Cell, Progress, group_rows, run_cells
 from phasefit.io import atomic_write_text
 
 
@@ -39,11 +39,8 @@ def few_shot_cells(recipes: Sequence[str], sizes: Sequence[int], draws: int, see
 
 
 def summarise_few_shot(rows: Sequence[dict[str, Any]], by: Sequence[str] = ("n", "recipe"), top: int = 3) -> list[dict[str, Any]]:
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(tuple(row[key] for key in by), []).append(row)
     out = []
-    for values, members in groups.items():
+    for values, members in group_rows(rows, *by).items():
         accuracy, accuracy_std = mean_std([m["test_accuracy"] for m in members])
         f1, f1_std = mean_std([m["test_macro_f1"] for m in members])
         best = sorted(members, key=lambda m: m["validation_accuracy"], reverse=True)[:top]

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from phasefit.experiments.grid import read_results
+from phasefit.experiments.grid import group_rows, read_results
 from phasefit.io import atomic_write_text
 
 ABLATION_RECIPES = ["3phase", "joint", "dae-ft", "cl-ft", "ft", "3phase-no-imb", "3phase-extra-imb"]
@@ -48,13 +48,6 @@ def _fmt(values: Sequence[float], scale: float = 100.0, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f} (n={len(values)})"
 
 
-def _group(rows: Sequence[dict[str, Any]], *keys: str) -> dict[tuple, list[dict[str, Any]]]:
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(tuple(row.get(k) for k in keys), []).append(row)
-    return groups
-
-
 def _ordered(values: Sequence[Any]) -> list[Any]:
     return list(dict.fromkeys(values))
 
@@ -62,7 +55,7 @@ def _ordered(values: Sequence[Any]) -> list[Any]:
 def metric_table(rows: Sequence[dict[str, Any]], metric: str, recipes: Sequence[str]) -> Table:
     """Data set x recipe of ``metric`` (in %), best mean per data set in bold."""
     datasets = _ordered(r["dataset"] for r in rows)
-    groups = _group(rows, "dataset", "recipe")
+    groups = group_rows(rows, "dataset", "recipe")
     table = Table(["data set", *recipes], [])
     for i, dataset in enumerate(datasets):
         cells, means = [dataset], []
@@ -79,7 +72,7 @@ def metric_table(rows: Sequence[dict[str, Any]], metric: str, recipes: Sequence[
 def cost_table(rows: Sequence[dict[str, Any]]) -> Table:
     table = Table(["data set", "recipe", "phase", "minutes", "examples / s", "peak memory (MB)",
                    "trainable parameters", "val k-NN acc. after phase"], [])
-    for (dataset, recipe), members in _group(rows, "dataset", "recipe").items():
+    for (dataset, recipe), members in group_rows(rows, "dataset", "recipe").items():
         initial = [m["initial_validation_knn_accuracy"] for m in members if m.get("initial_validation_knn_accuracy") is not None]
         if initial:
             table.rows.append([dataset, recipe, "(pre-trained)", "–", "–", "–", "–", f"{statistics.fmean(initial):,.2f}"])
@@ -100,7 +93,7 @@ def paired_table(rows: Sequence[dict[str, Any]], baseline: str = "ft", metric: s
 
     table = Table(["data set", "recipe", f"vs {baseline}: shared seeds", "mean difference (points)",
                    "std of differences", "paired t-test p", "reading"], [])
-    groups = _group(rows, "dataset", "recipe", "variant")
+    groups = group_rows(rows, "dataset", "recipe", "variant")
     for (dataset, recipe, variant), members in groups.items():
         if recipe == baseline:
             continue
@@ -144,7 +137,7 @@ def bar_chart(rows: Sequence[dict[str, Any]], path: Path, metric: str = "test_ac
     plt = _pyplot()
     datasets = _ordered(r["dataset"] for r in rows)
     recipes = _ordered(r["recipe"] for r in rows)
-    groups = _group(rows, "dataset", "recipe")
+    groups = group_rows(rows, "dataset", "recipe")
     width = 0.8 / max(1, len(recipes))
     fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(datasets) * max(1, len(recipes)) / 2), 4))
     for j, recipe in enumerate(recipes):
@@ -239,8 +232,8 @@ def build_report(output: Path) -> list[Block]:
                Block("table", cost_table(rows)),
                Block("heading", "Plots"),
                Block("image", bar_chart(rows, files / "accuracy_bars.png"), "test accuracy by recipe (error bars: std over seeds)")]
-    for (dataset,), members in _group(rows, "dataset").items():
-        for (recipe,), runs in _group(members, "recipe").items():
+    for (dataset,), members in group_rows(rows, "dataset").items():
+        for (recipe,), runs in group_rows(members, "recipe").items():
             best = max(runs, key=lambda r: r["validation_accuracy"])
             run_dir = output / best["cell"]
             label = f"{dataset} / {recipe}, seed {best['seed']} (best validation accuracy of {len(runs)})"
