@@ -52,6 +52,22 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="override a config key in every run")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
+    select = sub.add_parser("select", help="recommend a recipe for your data: candidates ranked on validation only",
+                            description="Train candidate recipes over seeds, rank them on validation (test never "
+                            "used to choose), name the winner with its paired difference to ft and a cheaper "
+                            "recipe within validation noise, and print the winner's test score alone.")
+    select.add_argument("--data", default="builtin:snips", help="data (default: bundled SNIPS)")
+    select.add_argument("--recipes", nargs="+", default=["auto"],
+                        help="candidates (default 'auto': ft-frozen ft scl 3phase 3phase-setfit)")
+    select.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default 0 1 2)")
+    select.add_argument("--output", required=True, help="folder of the candidate runs and recommendation.md")
+    select.add_argument("--metric", default="macro_f1", choices=["macro_f1", "accuracy"],
+                        help="validation metric to rank by")
+    select.add_argument("--model", help="encoder (default: all-MiniLM-L6-v2, packaged)")
+    select.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key in every run")
+    select.add_argument("--quiet", action="store_true", help="no progress bars")
+
     train = sub.add_parser("train", help="train one recipe and write a run directory")
     _add_config_arguments(train)
     train.add_argument("--output", required=True, help="run directory to create")
@@ -160,10 +176,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from phasefit.models.encoder import ModelError
     from phasefit.pipeline import RunDirectoryError
 
-    if args.command in {"run", "train", "evaluate", "predict", "few-shot", "noise", "transfer", "experiment", "search"}:
+    if args.command in {"run", "train", "evaluate", "predict", "few-shot", "noise", "transfer", "experiment", "search",
+                        "select"}:
         _quiet_libraries()
     handlers = {
-        "run": _cmd_run, "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
+        "run": _cmd_run, "select": _cmd_select, "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
         "experiment": _cmd_experiment, "report": _cmd_report, "few-shot": _cmd_few_shot, "noise": _cmd_noise,
         "transfer": _cmd_transfer, "search": _cmd_search, "export": _cmd_export, "recipes": _cmd_recipes, "config": _cmd_config,
     }
@@ -232,7 +249,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _format_run(metrics: dict) -> str:
+def _format_run(metrics: dict, *, show_test: bool = True) -> str:
     test, val = metrics["test"], metrics["validation"]
     lines = [f"recipe {metrics['recipe']}  seed {metrics['seed']}  ({metrics['total_seconds'] / 60:.1f} min)"]
     for phase in metrics["phases"]:
@@ -240,7 +257,8 @@ def _format_run(metrics: dict) -> str:
         lines.append(f"  phase {phase['name']:<6} {phase['seconds']:7.1f} s  {phase['examples_per_second'] or 0:7.1f} ex/s"
                      f"  loss {phase.get('final_loss') or float('nan'):.4f}  val k-NN {knn if knn is not None else float('nan'):.3f}")
     lines.append(f"  validation accuracy {val['accuracy']:.4f}  macro-F1 {val['macro_f1']:.4f}")
-    lines.append(f"  test       accuracy {test['accuracy']:.4f}  macro-F1 {test['macro_f1']:.4f}")
+    if show_test and test is not None:
+        lines.append(f"  test       accuracy {test['accuracy']:.4f}  macro-F1 {test['macro_f1']:.4f}")
     return "\n".join(lines)
 
 
@@ -260,6 +278,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print()
     print(format_summary(summary))
     print(f"\nrun directories: {output}/<recipe>/seed-<n>\nsummary: {output / 'summary.md'}\nreport:  {report}")
+    return 0
+
+
+def _cmd_select(args: argparse.Namespace) -> int:
+    from phasefit.experiments.select import select_recipe
+
+    output = Path(args.output)
+    print(f"phasefit select: {' '.join(args.recipes)} x seeds {args.seeds} on {args.data} -> {output} "
+          f"(ranked on validation {args.metric})")
+
+    def progress(p) -> None:  # noqa: ANN001 - test scores are not shown while choosing
+        _print_progress(p, show_test=False)
+
+    _, text = select_recipe(args.recipes, args.seeds, output, overrides=_overrides(args), metric=args.metric,
+                            on_progress=progress)
+    print("\n" + text + f"\n\nrecommendation: {output / 'recommendation.md'}")
     return 0
 
 
@@ -317,11 +351,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_progress(progress) -> None:  # noqa: ANN001 - experiments.grid.Progress, imported lazily
+def _print_progress(progress, *, show_test: bool = True) -> None:  # noqa: ANN001 - experiments.grid.Progress
     left = f", about {progress.seconds_left / 60:.0f} min left" if progress.seconds_left else ""
     reused = " (finished earlier, reused)" if progress.reused else ""
     print(f"[{progress.done}/{progress.total}{left}] {progress.cell.key}{reused}")
-    print(_format_run(progress.metrics), flush=True)
+    print(_format_run(progress.metrics, show_test=show_test), flush=True)
 
 
 def _cmd_few_shot(args: argparse.Namespace) -> int:

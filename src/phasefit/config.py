@@ -47,6 +47,9 @@ class DataConfig(_Section):
     augment_noise_level: float = Field(0.0, ge=0, lt=1, description="Add noisy copies of train texts at this word-noise level (robustness protocol).")
     augment_copies: int = Field(1, ge=1, description="Noisy copies per training text when augment_noise_level > 0.")
     unlabelled_path: str | None = Field(None, description="Text file (one text per line) of extra DAE texts.")
+    unlabelled_overlap: Literal["drop", "keep"] = Field(
+        "drop", description="Unlabelled texts that also occur in validation/test: drop (default, warns) or keep (a leak)."
+    )
     max_length: Literal["model", "data", "sample"] | int = Field(
         "data", description="Token limit: 'model', 'data' (longest train text x1.2), 'sample' (10% sample x1.2) or a number."
     )
@@ -90,16 +93,29 @@ class OptimConfig(_Section):
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimiser steps (smoke runs, tests).")
 
 
-class DAEConfig(OptimConfig):
+class EncoderPhaseConfig(OptimConfig):
+    """Settings of a phase that shapes the encoder without a classifier (DAE, CL, Joint, SupCon, SimCLR)."""
+
+    select_epoch: bool = Field(
+        False, description="Score validation k-NN accuracy after every epoch and keep the best epoch's encoder."
+    )
+
+
+class DAEConfig(EncoderPhaseConfig):
     """Phase 1: TSDAE denoising auto-encoder on training (+ unlabelled) texts (paper 000 §3.1)."""
 
     epochs: int = Field(4, ge=1, description="Epochs; the noise is drawn afresh every epoch.")
     noise_ratio: float = Field(0.6, ge=0, lt=1, description="Fraction of words deleted (search space 0.3-0.7).")
     tie_decoder: bool = Field(True, description="Share the decoder's weights with the encoder.")
+    bottleneck: Literal["before_normalize", "after_normalize"] = Field(
+        "before_normalize",
+        description="Where the Dense bottleneck goes when the encoder ends in Normalize: before it (TSDAE: the "
+        "decoder reads the raw pooled vector) or after it (phasefit <= 0.1: a unit vector).",
+    )
     max_texts: int | None = Field(None, ge=1, description="Cap on phase-1 texts (seeded sample), for big sets on CPU.")
 
 
-class CLConfig(OptimConfig):
+class CLConfig(EncoderPhaseConfig):
     """Phase 2: siamese cosine-similarity learning on class pairs, with imbalance correction (paper 000 §3.2)."""
 
     epochs: int = Field(3, ge=1)
@@ -121,8 +137,17 @@ class CLConfig(OptimConfig):
         return self
 
 
-class JointConfig(OptimConfig):
-    """DAE and CL trained together, L = L_DAE + L_CL (paper 000 §3.3.1); pairs come from the ``cl`` settings."""
+class JointConfig(EncoderPhaseConfig):
+    """DAE and CL trained together, L = L_DAE + L_CL (paper 000 §3.3.1); pairs come from the ``cl`` settings.
+
+    Joint has one Dense layer (3phase has two: DAE's bottleneck and CL's). With ``epochs`` unset it trains as
+    long as DAE + CL together: every stream sees at least its staged budget (``dae.epochs`` passes over the texts,
+    ``cl.epochs`` over the pairs); paper 000 Table 5 gives no Joint budget.
+    """
+
+    epochs: int | None = Field(
+        None, ge=1, description="Epochs over the longer stream; unset = the budget of dae.epochs + cl.epochs."
+    )
 
     noise_ratio: float = Field(0.6, ge=0, lt=1, description="Fraction of words deleted for the DAE stream.")
     tie_decoder: bool = True
@@ -146,18 +171,42 @@ class FTConfig(OptimConfig):
     metric: Literal["accuracy", "macro_f1"] = Field("macro_f1", description="Validation metric for selection.")
     scl_weight: float = Field(0.0, ge=0, le=1, description="lambda of L = (1-lambda) CE + lambda SCL (paper 002); 0 = CE only.")
     scl_temperature: float = Field(0.3, gt=0, description="tau of the SCL term.")
+    scl_reduction: Literal["mean", "sum"] = Field(
+        "mean", description="SCL over the batch: mean over anchors (phasefit) or sum (Gunel eq. 2; CE stays a mean)."
+    )
     sampler: Literal["random", "label-aware"] = Field(
         "random", description="Batch order; label-aware puts same-class pairs in every batch (for SCL)."
     )
 
+    @model_validator(mode="after")
+    def _scl_needs_encoder(self) -> FTConfig:
+        if self.scl_weight > 0 and self.freeze_encoder:
+            raise ValueError(
+                "scl_weight > 0 with freeze_encoder=true: the SCL term shapes the encoder's embeddings, which a frozen "
+                "encoder cannot change (only the head would train, and SCL would be silently dropped); set "
+                "ft.freeze_encoder=false or ft.scl_weight=0"
+            )
+        return self
 
-class ContrastiveConfig(OptimConfig):
-    """Contrastive pre-training of the encoder: SupCon (labels) or SimCLR (dropout views), paper 003 §3.3."""
+
+class ContrastiveConfig(EncoderPhaseConfig):
+    """Contrastive pre-training of the encoder: SupCon (labels) or SimCLR (dropout views), paper 003 §3.3.
+
+    Paper 003's set-up: sentence vector -> dropout -> linear projection head, the loss on the projections; the
+    projection head is dropped afterwards (the classifier reads the encoder's vector). Its best run used layer-wise
+    lr decay (0.9) with a 20% linear warm-up, the defaults here.
+    """
 
     epochs: int = Field(3, ge=1)
     batch_size: int = Field(32, ge=2, description="Larger batches hold more negatives (paper 003: 64 / 256).")
     lr: float = Field(1e-4, gt=0)
     warmup_ratio: float = Field(0.2, ge=0, lt=1)
+    layer_decay: float = Field(0.9, gt=0, le=1, description="Layer-wise lr decay (paper 003's best: 0.9).")
+    projection_dim: int | None = Field(
+        None, ge=1, description="Projection head output width; unset = the embedding width."
+    )
+    projection: bool = Field(True, description="Train the loss on dropout -> linear projections (paper 003).")
+    projection_dropout: float = Field(0.1, ge=0, lt=1, description="Dropout before the projection (paper 003 SimCLR: 0.9).")
     temperature: float = Field(0.1, gt=0, description="tau of the contrastive loss.")
     views: int = Field(2, ge=2, description="Views per text (dropout noise makes them differ).")
     view_noise_ratio: float = Field(0.0, ge=0, lt=1, description="Extra word deletion per view (0 = dropout only).")
@@ -174,7 +223,9 @@ class RunConfig(_Section):
     cl: CLConfig = Field(default_factory=CLConfig)
     joint: JointConfig = Field(default_factory=JointConfig)
     supcon: ContrastiveConfig = Field(default_factory=ContrastiveConfig)
-    simclr: ContrastiveConfig = Field(default_factory=lambda: ContrastiveConfig(sampler="random"))
+    simclr: ContrastiveConfig = Field(
+        default_factory=lambda: ContrastiveConfig(sampler="random", projection_dropout=0.9)
+    )
     ft: FTConfig = Field(default_factory=FTConfig)
     progress: bool = Field(True, description="Show progress bars.")
     evaluate_test: bool = Field(True, description="Score the test split after training (off in search trials).")

@@ -32,9 +32,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DIAGNOSTIC_TRAIN_LIMIT = 2000  # k-NN reference set size cap, so diagnostics stay cheap on big data
-
-
 class RunDirectoryError(ValueError):
     """The output directory cannot be used (exists, not writable)."""
 
@@ -111,6 +108,23 @@ def read_unlabelled(path: str | None) -> list[str]:
     except UnicodeDecodeError as err:
         raise DataError(f"{file}: byte {err.start} is not UTF-8; re-save the file as UTF-8") from None
     return [line for line in lines if line.strip()]
+
+
+def drop_evaluation_overlap(texts: list[str], splits: DatasetSplits, policy: str = "drop") -> tuple[list[str], int]:
+    """Unlabelled phase-1 texts that also occur in validation or test (whitespace-trimmed, exact) are a leak: DAE
+    would learn to reconstruct the very texts the run is scored on (paper 000 fed SNIPS' test texts to phase 1).
+    With ``policy="drop"`` they are removed; either way the count is logged. Returns (texts kept, overlap count)."""
+    held_out = {text.strip() for part in (splits.validation, splits.test) for text in part.texts}
+    overlap = [text for text in texts if text.strip() in held_out]
+    if not overlap:
+        return texts, 0
+    if policy == "drop":
+        logger.warning("%d unlabelled text(s) also occur in validation/test and were dropped from phase 1 "
+                       "(data.unlabelled_overlap=keep keeps them, a leak)", len(overlap))
+        return [text for text in texts if text.strip() not in held_out], len(overlap)
+    logger.warning("%d unlabelled text(s) also occur in validation/test and are kept (data.unlabelled_overlap=keep): "
+                   "phase 1 sees evaluation texts", len(overlap))
+    return texts, len(overlap)
 
 
 ERROR_LOG = "error.log"
@@ -219,7 +233,8 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
         prepare_output_dir(output_dir, overwrite=False)  # raises with the message
     set_seed(config.seed)
     splits = load_run_data(config)
-    unlabelled = read_unlabelled(config.data.unlabelled_path)
+    unlabelled, overlap = drop_evaluation_overlap(read_unlabelled(config.data.unlabelled_path), splits,
+                                                  config.data.unlabelled_overlap)
     encoder = load_encoder(config.model)
     model_limit = int(getattr(encoder, "max_seq_length", None) or encoder.tokenizer.model_max_length)
     max_length = resolve_max_length(
@@ -293,6 +308,8 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
         "max_length": max_length,
         "label_names": splits.label_names,
         "sizes": {"train": len(splits.train), "validation": len(splits.validation), "test": len(splits.test)},
+        "unlabelled": {"texts": len(unlabelled), "evaluation_overlap": overlap,
+                       "overlap_policy": config.data.unlabelled_overlap} if config.data.unlabelled_path else None,
         "validation": evaluate_split(classifier, splits, splits.validation),
         # Read once, after training; hyper-parameter search trials never read it (selection uses validation).
         "test": evaluate_split(classifier, splits, splits.test) if config.evaluate_test else None,
@@ -330,22 +347,11 @@ def evaluate_split(classifier: TextClassifier, splits: DatasetSplits, part: Labe
 def embedding_record(ctx: PhaseContext, save_to: Path | None = None) -> dict[str, Any]:
     """k-NN accuracy and silhouette of the current encoder's validation embeddings (what the phase did);
     the validation embeddings are saved (float16) for the plots and the report."""
-    from phasefit.evaluation.embeddings import embedding_diagnostics
-
-    splits = ctx.splits
-    train = splits.train
-    rng = np.random.default_rng(ctx.seed)
-    keep = np.arange(len(train))
-    if len(train) > DIAGNOSTIC_TRAIN_LIMIT:
-        keep = np.sort(rng.choice(len(train), DIAGNOSTIC_TRAIN_LIMIT, replace=False))
-    train_labels = np.asarray(splits.label_ids(train))[keep]
-    train_vectors = ctx.embed([train.texts[i] for i in keep])
-    val_vectors = ctx.embed(splits.validation.texts)
+    record, val_vectors = ctx.embedding_scores()
     if save_to is not None:
         save_to.parent.mkdir(parents=True, exist_ok=True)
         np.save(save_to, val_vectors.astype(np.float16))
-    scores = embedding_diagnostics(train_vectors, train_labels, val_vectors, splits.label_ids(splits.validation))
-    return {"validation_knn_accuracy": scores["knn_accuracy"], "validation_silhouette": scores["silhouette"]}
+    return record
 
 
 def write_plots(run_dir: Path, splits: DatasetSplits, metrics: dict[str, Any]) -> None:

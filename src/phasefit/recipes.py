@@ -13,6 +13,13 @@ from phasefit.config import ConfigError
 # paper 003's protocol: the classifier trains on the frozen pre-trained encoder (embeddings cached, so cheap epochs)
 _FROZEN_HEAD = {"freeze_encoder": True, "epochs": 100, "patience": 10, "head_lr": 1e-3, "warmup_ratio": 0.0}
 
+# Paper 000's own protocol, as its authors' code ran it: phase 3 embeds under no_grad, so FT (the baseline and the
+# last phase of 3-Phase / Joint) trains the head alone on a frozen encoder, with one learning rate for everything
+# (Table 5, all-MiniLM-L12-v2 on SNIPS: lr 5e-5, AdamW eps 2e-5, batch 32, at most 70 epochs with early stopping).
+# Phases 1-2 keep phasefit's settings, so paper-3phase differs from 3phase by the FT protocol alone.
+_PAPER_FT = {"freeze_encoder": True, "lr": 5e-5, "head_lr": 5e-5, "adam_epsilon": 2e-5, "batch_size": 32,
+             "epochs": 70, "patience": 5, "schedule": "constant", "warmup_ratio": 0.0}
+
 RECIPES: dict[str, dict[str, Any]] = {
     "3phase": {"phases": ["dae", "cl", "ft"]},
     "joint": {"phases": ["joint", "ft"]},
@@ -24,6 +31,11 @@ RECIPES: dict[str, dict[str, Any]] = {
     "scl": {"phases": ["ft"], "ft": {"scl_weight": 0.9, "scl_temperature": 0.3, "sampler": "label-aware"}},
     "supcon-ft": {"phases": ["supcon", "ft"], "ft": _FROZEN_HEAD},
     "simclr-ft": {"phases": ["simclr", "ft"], "ft": _FROZEN_HEAD},
+    "ft-frozen": {"phases": ["ft"], "ft": _FROZEN_HEAD},
+    "3phase-setfit": {"phases": ["dae", "cl", "ft"], "cl": {"sampling": "setfit"}},
+    "paper-ft": {"phases": ["ft"], "ft": _PAPER_FT},
+    "paper-joint": {"phases": ["joint", "ft"], "ft": _PAPER_FT},
+    "paper-3phase": {"phases": ["dae", "cl", "ft"], "ft": _PAPER_FT},
 }
 
 RECIPE_HELP: dict[str, str] = {
@@ -37,12 +49,12 @@ RECIPE_HELP: dict[str, str] = {
     "scl": "paper 002: FT with (1-lambda) CE + lambda SCL, lambda 0.9, tau 0.3, label-aware batches",
     "supcon-ft": "paper 003: SupCon pre-training (dropout views) -> classifier on the frozen encoder",
     "simclr-ft": "paper 003: SimCLR pre-training (dropout views) -> classifier on the frozen encoder",
+    "ft-frozen": "MLP head on the frozen pre-trained encoder (embeddings cached: seconds, a cheap candidate)",
+    "3phase-setfit": "3phase with SetFit-style pairs (equal positive/negative draws per example) in CL",
+    "paper-ft": "paper 000's protocol: head only on the frozen encoder, one lr (5e-5), as the authors' code ran FT",
+    "paper-joint": "paper 000's protocol: Joint, then the head only on the frozen encoder, one lr",
+    "paper-3phase": "paper 000's protocol: DAE -> CL, then the head only on the frozen encoder, one lr",
 }
-
-
-def register_recipe(name: str, preset: dict[str, Any], help_text: str) -> None:
-    RECIPES[name] = preset
-    RECIPE_HELP[name] = help_text
 
 
 def recipe_preset(name: str) -> dict[str, Any]:

@@ -43,11 +43,14 @@ class Progress:
 
 def flatten_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     """One flat row of a run's metrics: scores per split, total time, and per-phase cost and diagnostics."""
+    sizes = metrics.get("sizes", {})
     row: dict[str, Any] = {"recipe": metrics["recipe"], "seed": metrics["seed"], "data": metrics.get("data"),
-                           "model": metrics.get("model"), "train_size": metrics.get("sizes", {}).get("train")}
+                           "model": metrics.get("model"), "train_size": sizes.get("train"),
+                           "validation_size": sizes.get("validation"), "test_size": sizes.get("test")}
     for split in ("validation", "test"):
+        scores = metrics.get(split) or {}  # test is None when the run did not score it (evaluate_test=false)
         for key in ("accuracy", "macro_f1", "macro_precision", "macro_recall"):
-            row[f"{split}_{key}"] = metrics[split][key]
+            row[f"{split}_{key}"] = scores.get(key)
     row["total_seconds"] = metrics["total_seconds"]
     initial = metrics.get("initial_embeddings") or {}
     row["initial_validation_knn_accuracy"] = initial.get("validation_knn_accuracy")

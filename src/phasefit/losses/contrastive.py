@@ -19,12 +19,18 @@ import torch
 from torch import nn
 
 
-def supervised_contrastive_loss(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
+def supervised_contrastive_loss(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float,
+                                reduction: str = "mean") -> torch.Tensor:
     """The formula above for ``embeddings`` (M, D) (normalised here) and ``labels`` (M,).
 
-    Anchors without a positive in the batch are skipped; a batch with no positive pair at all gives 0
-    (with a gradient path, so the caller's backward still works).
+    ``reduction="mean"`` averages over the anchors that have a positive (the formula above); ``"sum"`` sums over
+    them, as Gunel et al. eq. 2 writes L_SCL (while their CE, eq. 1, is a mean), so that lambda and tau mean what
+    they mean in paper 002: with a sum the SCL term grows with the batch size. Anchors without a positive in the
+    batch are skipped; a batch with no positive pair at all gives 0 (with a gradient path, so the caller's
+    backward still works).
     """
+    if reduction not in {"mean", "sum"}:
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     z = nn.functional.normalize(embeddings, dim=-1)
     logits = z @ z.T / temperature  # (M, M)
     m = z.shape[0]
@@ -37,7 +43,7 @@ def supervised_contrastive_loss(embeddings: torch.Tensor, labels: torch.Tensor, 
     if not bool(has_positive.any()):
         return embeddings.sum() * 0.0
     per_anchor = -(log_prob.masked_fill(~positives, 0.0).sum(dim=1)[has_positive] / counts[has_positive])
-    return per_anchor.mean()
+    return per_anchor.sum() if reduction == "sum" else per_anchor.mean()
 
 
 class SupConLoss(nn.Module):

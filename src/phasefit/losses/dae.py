@@ -85,6 +85,39 @@ def build_decoder(encoder: SentenceTransformer, *, tie: bool = True) -> nn.Modul
     return decoder
 
 
+def load_pretrained_lm_head(decoder: nn.Module, transformer: nn.Module) -> bool:
+    """Copy the checkpoint's language-model head into the decoder when the encoder's checkpoint has one.
+
+    Masked-LM checkpoints (roberta-base: ``lm_head.*``; BERT pre-training checkpoints: ``cls.predictions.*``) name
+    their head as the causal-LM classes do, so the decoder's head parameters (those outside its base model) are
+    looked up by name in the checkpoint's safetensors file. A sentence-transformers checkpoint such as
+    all-MiniLM-L6-v2 has no head: the decoder's head then starts random, as TSDAE's does. Returns whether any head
+    weight was loaded.
+    """
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    source = Path(str(getattr(transformer.config, "_name_or_path", "") or ""))
+    files = [source / "model.safetensors", source / "0_Transformer" / "model.safetensors"]
+    weights = next((f for f in files if str(source) and f.is_file()), None)
+    if weights is None:
+        return False
+    prefix = decoder.base_model_prefix + "."
+    head = {name: param for name, param in decoder.named_parameters() if not name.startswith(prefix)}
+    loaded = 0
+    with safe_open(str(weights), framework="pt") as handle:
+        available = set(handle.keys())
+        for name, param in head.items():
+            if name in available:
+                tensor = handle.get_tensor(name)
+                if tensor.shape == param.shape:
+                    with torch.no_grad():
+                        param.copy_(tensor.to(param.dtype))
+                    loaded += 1
+    return loaded > 0
+
+
 class DenoisingAutoEncoderLoss(nn.Module):
     """Reconstruction cross-entropy of the clean text from the noisy text's sentence vector.
 
@@ -100,6 +133,8 @@ class DenoisingAutoEncoderLoss(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.decoder = build_decoder(encoder, tie=tie)
+        pretrained = load_pretrained_lm_head(self.decoder, transformer_of(encoder))
+        self.lm_head_source = "pretrained" if pretrained else "random"  # recorded with the phase
         self.pad_token_id = pad_token_id
 
     def forward(self, source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> torch.Tensor:

