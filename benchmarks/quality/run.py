@@ -192,10 +192,14 @@ def run_peer(method: str, grid: dict[str, Any], cell: str, seed: int, output: Pa
 
 
 def run_recipe(method: str, grid: dict[str, Any], cell: str, seeds: list[int], output: Path) -> None:
+    """A recipe, or a variant (``variants:`` in the grid: a recipe plus settings, for the section-3 measurements)."""
     from phasefit.experiments.grid import Cell, run_cells
 
-    cells = [Cell(f"{cell}/{method}/seed-{seed}", method, tuple(cell_overrides(grid, cell, output, seed)),
-                  {"cell": cell, "seed": seed}) for seed in seeds]
+    variant = grid.get("variants", {}).get(method, {"recipe": method})
+    extra = [f"{k}={json.dumps(v)}" for k, v in variant.get("set", {}).items()]
+    cells = [Cell(f"{cell}/{method}/seed-{seed}", variant["recipe"],
+                  (*cell_overrides(grid, cell, output, seed), *extra), {"cell": cell, "seed": seed})
+             for seed in seeds]
 
     def progress(p: Any) -> None:
         state = "reused" if p.reused else f"{p.metrics['total_seconds'] / 60:.1f} min"
@@ -226,7 +230,8 @@ def collect(grid: dict[str, Any], output: Path) -> list[dict[str, Any]]:
                 file = output / "runs" / cell / method / f"seed-{seed}" / "metrics.json"
                 if file.is_file():
                     metrics = json.loads(file.read_text())
-                    rows.append({"cell": cell, "method": method, "split": seed, **flatten_metrics(metrics)})
+                    row = {"cell": cell, "method": method, "split": seed, **flatten_metrics(metrics)}
+                    rows.append({**row, "recipe": method})
     return rows + auto_rows(grid, rows)
 
 
