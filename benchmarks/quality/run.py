@@ -64,6 +64,8 @@ def data_path(cell: str, spec: Any, output: Path) -> str:
 def cell_overrides(grid: dict[str, Any], cell: str, output: Path, seed: int) -> list[str]:
     spec = grid["cells"][cell]
     settings = {**grid.get("set", {}), **spec.get("set", {})}
+    # Recipes sharing their first phases on a split (3phase, paper-3phase, 3phase-setfit, ...) train them once.
+    settings.setdefault("phase_cache", str((output / "phase-cache").resolve()))
     return [f"data.path={data_path(cell, spec['data'], output)}",
             *(f"{k}={json.dumps(v)}" for k, v in settings.items()), f"seed={seed}"]
 

@@ -230,6 +230,10 @@ class RunConfig(_Section):
     progress: bool = Field(True, description="Show progress bars.")
     evaluate_test: bool = Field(True, description="Score the test split after training (off in search trials).")
     plots: bool = Field(True, description="Write embeddings.png (t-SNE per phase) and confusion_matrix.png.")
+    phase_cache: str | None = Field(
+        None, description="Folder of finished encoder phases shared by runs; a phase whose model, data, seed and "
+        "settings match a cached one is loaded instead of trained (grids, select)."
+    )
 
     @model_validator(mode="after")
     def _phases_known(self) -> RunConfig:

@@ -274,6 +274,11 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
     else:
         initial = embedding_record(ctx, output_dir / "embeddings" / "0-initial.npy")  # the pre-trained space
         atomic_write_json(initial_file, initial)
+    cache = None
+    if config.phase_cache is not None:
+        from phasefit.phase_cache import PhaseCache
+
+        cache = PhaseCache(config.phase_cache, config, splits, unlabelled, max_length)
     phase_records = []
     for index, name in enumerate(config.phases, start=1):
         last = index == len(config.phases)
@@ -281,6 +286,18 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
             phase_records.append(json.loads((output_dir / STATE_DIR / f"phase-{index}" / "record.json").read_text()))
             if last:
                 ctx.classifier = TextClassifier.load(output_dir / STATE_DIR / f"phase-{index}" / "classifier")
+            continue
+        hit = cache.lookup(index) if cache is not None and not last else None
+        if hit is not None:
+            logger.info("phase %d/%d: %s reused from the phase cache (%s)", index, len(config.phases), name, hit.name)
+            ctx.encoder = load_encoder(ModelConfig(name=str(hit / "encoder"),
+                                                   trust_remote_code=config.model.trust_remote_code))
+            phase_record = {**json.loads((hit / "record.json").read_text(encoding="utf-8")),
+                            "reused_from_cache": hit.name}
+            (output_dir / "embeddings").mkdir(parents=True, exist_ok=True)
+            shutil.copy(hit / "embeddings.npy", output_dir / "embeddings" / f"{index}-{name}.npy")
+            phase_records.append(phase_record)
+            _save_phase_state(output_dir, index, ctx, phase_record, last)
             continue
         logger.info("phase %d/%d: %s", index, len(config.phases), name)
         set_seed(config.seed + index)  # each phase's randomness depends on the seed and its position only
@@ -297,6 +314,8 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
             phase_record["resumed_from"] = Path(resumed_from).name  # its seconds count only the resumed part
         phase_records.append(phase_record)
         _save_phase_state(output_dir, index, ctx, phase_record, last)
+        if cache is not None and not last and resumed_from is None:  # a resumed phase's seconds are partial
+            cache.store(index, ctx.encoder, phase_record, output_dir / "embeddings" / f"{index}-{name}.npy")
 
     classifier = ctx.classifier
     assert classifier is not None, "validated config: the last phase is ft"

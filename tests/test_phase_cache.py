@@ -1,0 +1,75 @@
+"""The phase cache: an encoder phase is reused only when everything it reads matches, and reuse changes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from phasefit.config import build_config
+from phasefit.pipeline import train
+from tests.conftest import tiny_overrides
+
+SHORT = ["dae.max_steps=2", "cl.max_steps=2", "ft.max_steps=3", "dae.batch_size=4", "cl.batch_size=4",
+         "ft.epochs=1"]
+
+
+def _config(recipe: str, model: Path, data: Path, *extra: str):
+    return build_config(recipe, None, [*tiny_overrides(model), f"data.path={data}", *SHORT, *extra])
+
+
+def _reused(metrics: dict) -> list[bool]:
+    return [bool(p.get("reused_from_cache")) for p in metrics["phases"]]
+
+
+def _scores(metrics: dict) -> dict:
+    phases = [{k: p[k] for k in ("name", "final_loss", "validation_knn_accuracy", "seconds")} for p in metrics["phases"]]
+    return {"validation": metrics["validation"], "test": metrics["test"], "phases": phases}
+
+
+def test_a_cached_phase_gives_the_run_it_would_have_trained(tiny_model_dir: Path, toy_data_dir_module: Path,
+                                                            tmp_path: Path) -> None:
+    cache = f"phase_cache={tmp_path / 'cache'}"
+    first = train(_config("3phase", tiny_model_dir, toy_data_dir_module, cache), tmp_path / "3phase").metrics
+    assert _reused(first) == [False, False, False]
+    assert len(list((tmp_path / "cache").iterdir())) == 2  # DAE and CL; FT is never cached
+
+    # paper-3phase differs only in FT: both encoder phases come from the cache ...
+    cached = train(_config("paper-3phase", tiny_model_dir, toy_data_dir_module, cache), tmp_path / "paper").metrics
+    assert _reused(cached) == [True, True, False]
+    # ... and the run equals one trained from scratch (the phase records keep their original cost).
+    fresh = train(_config("paper-3phase", tiny_model_dir, toy_data_dir_module), tmp_path / "fresh").metrics
+    got, want = _scores(cached), _scores(fresh)
+    for phase_got, phase_want in zip(got.pop("phases")[:2], want.pop("phases")[:2]):
+        assert phase_got["final_loss"] == phase_want["final_loss"]
+        assert phase_got["validation_knn_accuracy"] == phase_want["validation_knn_accuracy"]
+    assert got == {"validation": fresh["validation"], "test": fresh["test"]}
+    assert cached["phases"][0]["seconds"] == first["phases"][0]["seconds"]
+
+
+@pytest.mark.parametrize(("recipe", "extra", "expected"), [
+    ("3phase-setfit", [], [True, False, False]),  # same DAE, other pairs in CL
+    ("3phase", ["dae.noise_ratio=0.3"], [False, False, False]),  # DAE reads its noise ratio
+    ("3phase", ["seed=1"], [False, False, False]),  # another seed: another split and initialisation
+    ("3phase", ["cl.min_ratio=1.0"], [True, False, False]),  # CL's settings do not enter DAE's key
+    ("3phase", ["data.max_length=24"], [False, False, False]),  # the token limit changes what DAE sees
+])
+def test_reuse_only_when_every_input_of_the_phase_matches(recipe: str, extra: list[str], expected: list[bool],
+                                                          tiny_model_dir: Path, toy_data_dir_module: Path,
+                                                          tmp_path: Path) -> None:
+    cache = f"phase_cache={tmp_path / 'cache'}"
+    train(_config("3phase", tiny_model_dir, toy_data_dir_module, cache), tmp_path / "first")
+    metrics = train(_config(recipe, tiny_model_dir, toy_data_dir_module, cache, *extra), tmp_path / "second").metrics
+    assert _reused(metrics) == expected
+
+
+def test_changed_data_misses(tiny_model_dir: Path, toy_data_dir: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    cache = f"phase_cache={tmp_path / 'cache'}"
+    train(_config("dae-ft", tiny_model_dir, toy_data_dir, cache), tmp_path / "first")
+    frame = pd.read_csv(toy_data_dir / "train.csv")
+    frame.loc[0, "text"] = frame.loc[0, "text"] + " tomorrow"  # one training text changed, same row ids
+    frame.to_csv(toy_data_dir / "train.csv", index=False)
+    metrics = train(_config("dae-ft", tiny_model_dir, toy_data_dir, cache), tmp_path / "second").metrics
+    assert _reused(metrics) == [False, False]
