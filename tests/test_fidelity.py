@@ -200,7 +200,7 @@ def test_projection_changes_the_loss(tiny_model_dir: Path) -> None:
 @pytest.mark.parametrize("recipe", ["paper-ft", "paper-joint", "paper-3phase"])
 def test_paper_protocol_recipes_freeze_the_encoder_with_one_learning_rate(recipe: str) -> None:
     config = build_config(recipe)
-    assert config.ft.freeze_encoder and config.ft.head_lr == config.ft.lr == 5e-5
+    assert config.ft.freeze_encoder and config.ft.head_lr == config.ft.lr == 1e-3
     assert config.ft.adam_epsilon == 2e-5 and config.ft.epochs == 70
     plain = build_config(recipe.removeprefix("paper-"))
     assert config.phases == plain.phases

@@ -146,6 +146,8 @@ def select_recipe(recipes: Sequence[str], seeds: Sequence[int], output: Any, *, 
         names.append(baseline)  # the difference to plain fine-tuning is part of the answer
     cells = [Cell(f"{recipe}/seed-{seed}", recipe, (f"seed={seed}",), {"seed": seed})
              for recipe in names for seed in seeds]
+    if not any(item.startswith("phase_cache=") for item in overrides):  # 3phase and 3phase-setfit share their DAE
+        overrides = [*overrides, f"phase_cache={Path(output).resolve() / 'phase-cache'}"]
     rows = run_cells(cells, Path(output), base_overrides=overrides, on_progress=on_progress)
     rec = recommend(rows, metric=metric, baseline=baseline)
     winner_rows = [row for row in rows if row["recipe"] == rec.winner.recipe]
