@@ -120,9 +120,14 @@ def test_existing_run_directory_is_refused_without_overwrite(
         train(config, run)
     assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]  # refused before anything was written
 
-    result = train(config, run, overwrite=True)
-    assert not (run / "notes.txt").exists() and (run / "metrics.json").is_file()
-    assert result.metrics["test"] == trained_run.metrics["test"]
+    with pytest.raises(RunDirectoryError, match="not a phasefit run"):  # --overwrite replaces only runs
+        train(config, run, overwrite=True)
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
+
+    other = tmp_path / "other"
+    train(config, other)
+    result = train(config, other, overwrite=True)  # a phasefit run is replaced
+    assert (other / "metrics.json").is_file() and result.metrics["test"] == trained_run.metrics["test"]
 
 
 def test_empty_existing_directory_is_used(tiny_model_dir: Path, toy_data_dir: Path, tmp_path: Path) -> None:

@@ -155,6 +155,8 @@ def _build_parser() -> argparse.ArgumentParser:
     export.add_argument("run_dir", help="a run directory written by `phasefit train`")
     export.add_argument("--output", required=True, help="export folder")
     export.add_argument("--no-onnx", action="store_true", help="skip the ONNX graph")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier phasefit export in --output (never any other folder)")
 
     sub.add_parser("recipes", help="list the recipes")
     config = sub.add_parser("config", help="print every config key with its default")
@@ -187,10 +189,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from phasefit.losses.dae import DecoderUnavailableError
     from phasefit.training.trainer import NonFiniteLossError
 
+    errors: tuple[type[BaseException], ...] = (ConfigError, DataError, ModelError, RunDirectoryError,
+                                               FileNotFoundError, DecoderUnavailableError, NonFiniteLossError)
+    if args.command == "export":
+        from phasefit.export import ExportError
+
+        errors = (*errors, ExportError)
     try:
         return handlers[args.command](args)
-    except (ConfigError, DataError, ModelError, RunDirectoryError, FileNotFoundError, DecoderUnavailableError,
-            NonFiniteLossError) as err:
+    except errors as err:
         print(f"phasefit: error: {err}", file=sys.stderr)
         if args.command == "train":
             _write_error_log(Path(args.output), err)
@@ -337,7 +344,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from phasefit.export import export_run
 
-    folder = export_run(args.run_dir, args.output, onnx=not args.no_onnx)
+    folder = export_run(args.run_dir, args.output, onnx=not args.no_onnx, overwrite=args.overwrite)
     print(f"exported to {folder}: sentence-transformers encoder + head.safetensors"
           + ("" if args.no_onnx else " + model.onnx") + " + README.md (model card)")
     return 0

@@ -18,8 +18,37 @@ import numpy as np
 import torch
 from torch import nn
 
-from phasefit.io import atomic_directory, commit_directory
+from phasefit.io import atomic_directory, clean_stale_temporaries, commit_directory, recover_directory
 from phasefit.models.classifier import TextClassifier
+
+EXPORT_MARKER = "phasefit-export.json"
+
+
+class ExportError(ValueError):
+    """The export folder cannot be written without losing something; the message says what to do."""
+
+
+def is_export(folder: Path) -> bool:
+    """A folder phasefit exported (its marker, or the classifier files of an export made before the marker)."""
+    return (folder / EXPORT_MARKER).is_file() or all((folder / n).is_file() for n in ("classifier.json",
+                                                                                         "head.safetensors"))
+
+
+def check_export_target(run_dir: Path, output: Path, *, overwrite: bool) -> None:
+    """Refuse any output whose replacement could lose something phasefit did not create."""
+    run, out = run_dir.resolve(), output.resolve()
+    if run == out or out in run.parents:
+        raise ExportError(f"--output {output} holds the run being exported ({run_dir}); exporting there would "
+                          "replace the run itself. Choose a new folder, e.g. --output exports/NAME")
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--output {output} is a file; choose a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise ExportError(f"--output {output} is not empty; pass --overwrite to replace an earlier phasefit "
+                              "export there, or choose an empty or new folder")
+        if not is_export(out):
+            raise ExportError(f"--output {output} is not a phasefit export (no {EXPORT_MARKER}); phasefit replaces "
+                              "only its own exports, even with --overwrite. Choose an empty or new folder")
 
 
 class _LogitsGraph(nn.Module):
@@ -32,8 +61,14 @@ class _LogitsGraph(nn.Module):
         return self.classifier(**dict(zip(self.names, tensors)))["logits"]
 
 
-def export_run(run_dir: str | Path, output: str | Path, *, onnx: bool = True, opset: int = 17) -> Path:
+def export_run(run_dir: str | Path, output: str | Path, *, onnx: bool = True, opset: int = 17,
+               overwrite: bool = False) -> Path:
+    """Export a finished run to ``output``: a new or empty folder, or (with ``overwrite``) an earlier phasefit
+    export; never a folder of anything else, and never the folder that holds the run."""
     run_dir, output = Path(run_dir), Path(output)
+    recover_directory(output)  # a kill between the renames of an earlier export: put the old export back first
+    clean_stale_temporaries(output.parent, output.name)
+    check_export_target(run_dir, output, overwrite=overwrite)
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     classifier = TextClassifier.load(run_dir / "model", device="cpu")
     tmp = atomic_directory(output)
@@ -43,6 +78,8 @@ def export_run(run_dir: str | Path, output: str | Path, *, onnx: bool = True, op
     if onnx:
         export_onnx(classifier, tmp / "model.onnx", opset=opset)
     (tmp / "README.md").write_text(model_card(metrics, run_dir, onnx=onnx), encoding="utf-8")
+    (tmp / EXPORT_MARKER).write_text(json.dumps({"run": str(run_dir.resolve()), "recipe": metrics["recipe"],
+                                                 "onnx": onnx}), encoding="utf-8")
     commit_directory(tmp, output)
     return output
 

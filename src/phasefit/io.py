@@ -1,5 +1,12 @@
 """Run-directory file writing: every file is written to a temporary name, then renamed (atomic on POSIX),
-so a killed process never leaves a half-written ``metrics.json`` or model behind."""
+so a killed process never leaves a half-written ``metrics.json`` or model behind.
+
+Durability: a commit fsyncs the data, then the directory that holds the new name, so a power loss after a commit
+returns never loses it. A folder commit renames the old folder aside (``.NAME.old``) before the new one takes its
+name; a kill between those two renames is repaired by :func:`recover_directory` on the next call (the old folder
+is put back), so it never costs the old folder. Temporaries (``.NAME.*.tmp``) of a killed process are removed
+by :func:`clean_stale_temporaries` when a command starts on the folder again.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +31,27 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_directory(path.parent)
+
+
+def fsync_directory(folder: Path) -> None:
+    """Make the directory's entries (a rename into it) durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for root, _, files in os.walk(folder):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_directory(Path(root))
 
 
 def atomic_write_json(path: Path, payload: Any) -> None:
@@ -47,14 +75,49 @@ def atomic_directory(final: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
 
 
-def commit_directory(tmp: Path, final: Path) -> None:
-    """Replace ``final`` by ``tmp`` (the old folder, if any, is removed only after the new one is in place)."""
+def _aside(final: Path) -> Path:
+    return final.with_name(f".{final.name}.old")
+
+
+def recover_directory(final: Path) -> None:
+    """Undo a commit killed between its two renames: ``final`` is missing and the old folder waits aside."""
     final = Path(final)
+    old = _aside(final)
+    if not final.exists() and old.is_dir():
+        os.replace(old, final)
+        fsync_directory(final.parent)
+
+
+def commit_directory(tmp: Path, final: Path) -> None:
+    """Replace ``final`` by ``tmp``, durably; the old folder, if any, is removed only after the new one is in
+    place (and put back by :func:`recover_directory` if a kill comes between the renames)."""
+    final = Path(final)
+    recover_directory(final)
+    _fsync_tree(Path(tmp))
     old = None
     if final.exists():
-        old = final.with_name(f".{final.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
+        old = _aside(final)
+        shutil.rmtree(old, ignore_errors=True)  # beside a complete ``final``: a leftover of a finished commit
         os.replace(final, old)
     os.replace(tmp, final)
+    fsync_directory(final.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def clean_stale_temporaries(folder: Path, name: str | None = None) -> list[Path]:
+    """Remove the ``.NAME.*.tmp`` files and folders a killed phasefit process left in ``folder`` (only those
+    :func:`atomic_write_text` and :func:`atomic_directory` make; ``name`` narrows to one target). Returns them."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    prefix = f".{name}." if name else "."
+    removed = []
+    for entry in folder.iterdir():
+        if entry.name.startswith(prefix) and entry.name.endswith(".tmp"):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,16 +132,40 @@ ERROR_LOG = "error.log"
 STATE_DIR = "state"
 
 
-def prepare_output_dir(output_dir: Path, *, overwrite: bool) -> None:
-    """Create the run directory; an existing run is replaced only with ``overwrite`` (an ``error.log`` left by a
-    failed start does not count as a run)."""
+def is_run_directory(folder: Path) -> bool:
+    """A folder ``phasefit train`` wrote: its first file is a config.yaml with a run config's top-level keys (a
+    kill may come before split.json, the second)."""
+    import yaml
+
+    config = folder / "config.yaml"
+    if not config.is_file() or config.stat().st_size > 1_000_000:
+        return False
+    try:
+        loaded = yaml.safe_load(config.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return False
+    return isinstance(loaded, dict) and {"recipe", "phases", "data", "model", "ft"} <= set(loaded)
+
+
+def prepare_output_dir(output_dir: Path, *, overwrite: bool) -> Path | None:
+    """Create the run directory. An existing run is replaced only with ``overwrite``, and only if the folder holds
+    a phasefit run (an ``error.log`` left by a failed start does not count as content): the old run is moved aside
+    and returned, to be deleted by :func:`discard_replaced` once the new run has started writing, or put back by
+    :func:`restore_replaced` if it fails before."""
+    aside = None
     if output_dir.exists() and any(p.name != ERROR_LOG for p in output_dir.iterdir()):
         if not overwrite:
             raise RunDirectoryError(
                 f"output directory {output_dir} already holds a run; pass --overwrite to replace it, --resume to "
                 "continue it, or choose another --output"
             )
-        shutil.rmtree(output_dir)
+        if not is_run_directory(output_dir):
+            raise RunDirectoryError(
+                f"output directory {output_dir} is not empty and is not a phasefit run (no phasefit config.yaml); "
+                "phasefit replaces only its own runs, even with --overwrite. Choose another --output"
+            )
+        aside = output_dir.with_name(f".{output_dir.name}.replaced-{os.getpid()}")
+        os.replace(output_dir, aside)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / ERROR_LOG).unlink(missing_ok=True)
@@ -148,8 +173,23 @@ def prepare_output_dir(output_dir: Path, *, overwrite: bool) -> None:
         probe.write_text("ok")
         probe.unlink()
     except OSError as err:
+        restore_replaced(output_dir, aside)
         raise RunDirectoryError(f"cannot write to output directory {output_dir}: {err.strerror}; choose a "
                                 "writable --output") from None
+    return aside
+
+
+def restore_replaced(output_dir: Path, aside: Path | None) -> None:
+    """The new run failed before writing: remove what it made and put the old run back."""
+    if aside is None:
+        return
+    shutil.rmtree(output_dir, ignore_errors=True)
+    os.replace(aside, output_dir)
+
+
+def discard_replaced(aside: Path | None) -> None:
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def check_free_space(folder: Path, encoder: Any) -> None:
@@ -252,6 +292,10 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
 
     done = 0
     if resume:
+        from phasefit.io import clean_stale_temporaries
+
+        for folder in (output_dir, output_dir / STATE_DIR, output_dir / "curves", output_dir / "embeddings"):
+            clean_stale_temporaries(folder)  # half-written files of the killed process
         saved = json.loads((output_dir / "split.json").read_text(encoding="utf-8"))
         if saved.get("ids") != split_manifest(splits)["ids"]:
             raise RunDirectoryError(f"the data of {output_dir} changed since the run began (split.json differs); "
@@ -262,9 +306,14 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
             encoder = load_encoder(ModelConfig(name=str(encoder_dir), trust_remote_code=config.model.trust_remote_code))
         logger.info("resuming %s after %d of %d phases", output_dir, done, len(config.phases))
     else:
-        prepare_output_dir(output_dir, overwrite=overwrite)
-        save_config(config, output_dir / "config.yaml")
-        atomic_write_json(output_dir / "split.json", split_manifest(splits))
+        replaced = prepare_output_dir(output_dir, overwrite=overwrite)
+        try:
+            save_config(config, output_dir / "config.yaml")
+            atomic_write_json(output_dir / "split.json", split_manifest(splits))
+        except BaseException:
+            restore_replaced(output_dir, replaced)
+            raise
+        discard_replaced(replaced)  # the new run has started writing: the old one goes now
 
     ctx = PhaseContext(config=config, splits=splits, encoder=encoder, max_length=max_length, work_dir=output_dir,
                        unlabelled_texts=unlabelled, callbacks=list(callbacks or []), resume=resume)
