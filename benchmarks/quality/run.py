@@ -324,6 +324,9 @@ def summary(grid: dict[str, Any], rows: list[dict[str, Any]], command: str) -> s
             lines += ["", line]
         lines.append("")
     lines += _paper_protocol(grid, rows)
+    lines += ["## Departures from the papers: each fix or option against the alternative", "",
+              "Paired over the splits both ran (docs/method.md reads these); defaults are decided on validation.",
+              "", *variants_table(grid, rows), ""]
     return "\n".join(lines)
 
 
@@ -347,6 +350,33 @@ def paper_protocol_table(grid: dict[str, Any], rows: list[dict[str, Any]]) -> li
             if paper is None and ours is None:
                 continue
             out.append(f"| {cell} | {a} − {b} | {_fmt_paired(paper)} | {_fmt_paired(ours)} |")
+    return out
+
+
+def variants_table(grid: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    """Each section-3 variant against its recipe, paired over the splits both ran, on validation (what a default
+    may be chosen by) and on test (what it is worth)."""
+    from phasefit.experiments.grid import group_rows
+    from phasefit.experiments.stats import paired
+
+    by_method = group_rows(rows, "cell", "method")
+    pairs = [(name, spec["recipe"]) for name, spec in grid.get("variants", {}).items()]
+    pairs.append(("3phase-setfit", "3phase"))
+    out = ["| cell | variant | vs | validation acc. (points) | test acc. (points) | minutes / run (variant, base) |",
+           "|---|---|---|---|---|---|"]
+    for cell in grid["cells"]:
+        for variant, base in pairs:
+            a, b = by_method.get((cell, variant), []), by_method.get((cell, base), [])
+            if not a or not b:
+                continue
+            score = lambda members, key: {r["split"]: r[key] for r in members}  # noqa: E731
+            val = paired(score(a, "validation_accuracy"), score(b, "validation_accuracy"), scale=100)
+            test = paired(score(a, "test_accuracy"), score(b, "test_accuracy"), scale=100)
+            shared = {r["split"] for r in a} & {r["split"] for r in b}
+            minutes = lambda members: statistics.fmean(r["total_seconds"] / 60 for r in members  # noqa: E731
+                                                       if r["split"] in shared)
+            out.append(f"| {cell} | {variant} | {base} | {_fmt_paired(val)} | {_fmt_paired(test)} "
+                       f"| {minutes(a):.2f}, {minutes(b):.2f} |")
     return out
 
 
