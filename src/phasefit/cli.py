@@ -311,9 +311,11 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     output = Path(args.output)
     rows = run_experiment(args.config, output, overrides=_overrides(args), on_progress=_print_progress)
     print(f"\n{len(rows)} runs; results: {output / 'results.csv'}")
+    from phasefit.experiments.compare import format_mean_std
+
     for entry in summarise(rows, by=("dataset", "recipe", "variant")):
         print(f"  {entry['dataset']:<16} {entry['recipe']:<18} {entry['variant']:<10} test accuracy "
-              f"{entry['test_accuracy']:.4f} ± {entry['test_accuracy_std']:.4f} (n={entry['runs']})")
+              f"{format_mean_std(entry['test_accuracy'], entry['test_accuracy_std'])} (n={entry['runs']})")
     if not args.no_report:
         from phasefit.reporting.report import write_report
 

@@ -316,7 +316,10 @@ def build_config(
 
     raw: dict[str, Any] = copy.deepcopy(base) if base else {}
     if config_file is not None:
-        raw = deep_update(raw, read_yaml(config_file))
+        from_file = read_yaml(config_file)
+        check_no_code_execution(from_file.get("model") if isinstance(from_file.get("model"), dict) else {},
+                                f"config file {config_file}")
+        raw = deep_update(raw, from_file)
     for item in overrides or []:
         keys, value = parse_override(item)
         node = raw
@@ -330,6 +333,19 @@ def build_config(
     resolved = deep_update(preset, {k: v for k, v in raw.items() if k != "recipe"})
     resolved["recipe"] = name
     return validate_config(resolved)
+
+
+# Keys that let a checkpoint run code when it loads; only the command line may switch them on (docs/security.md).
+CODE_EXECUTION_FLAGS = {"trust_remote_code": "--trust-remote-code", "allow_pickle": "--set model.allow_pickle=true"}
+
+
+def check_no_code_execution(model_section: dict[str, Any], where: str) -> None:
+    """Refuse ``model.trust_remote_code`` / ``model.allow_pickle`` switched on from a file (a config or a grid):
+    a shared file must not be able to run a stranger's code; only the command line may."""
+    for key, flag in CODE_EXECUTION_FLAGS.items():
+        if model_section.get(key) not in (None, False):
+            raise ConfigError(f"{where} sets model.{key}, which lets a model run code when it loads; only the "
+                              f"command line may switch it on: remove it from the file and pass {flag}")
 
 
 def validate_config(raw: dict[str, Any]) -> RunConfig:

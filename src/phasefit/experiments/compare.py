@@ -34,8 +34,11 @@ def compare_recipes(
     return summary
 
 
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    values = list(values)
+def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample std of the values present (None: a run that did not score this, e.g. no test split)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
@@ -52,13 +55,17 @@ def summarise(rows: Sequence[dict[str, Any]], by: Sequence[str] = ("recipe",),
     return out
 
 
+def format_mean_std(mean: float | None, std: float | None, scale: float = 1.0, digits: int = 4) -> str:
+    return "–" if mean is None else f"{mean * scale:.{digits}f} ± {(std or 0.0) * scale:.{digits}f}"
+
+
 def format_summary(summary: Sequence[dict[str, Any]]) -> str:
-    """Markdown: recipe x test accuracy, macro-F1 (mean ± std over seeds) and minutes per run."""
+    """Markdown: recipe x test accuracy, macro-F1 (mean ± std over seeds; – without test scores) and minutes."""
     lines = ["| recipe | seeds | test accuracy | test macro-F1 | minutes / run |", "|---|---|---|---|---|"]
     for e in summary:
         lines.append(
-            f"| {e['recipe']} | {e['runs']} | {e['test_accuracy']:.4f} ± {e['test_accuracy_std']:.4f} "
-            f"| {e['test_macro_f1']:.4f} ± {e['test_macro_f1_std']:.4f} "
-            f"| {e['total_seconds'] / 60:.1f} ± {e['total_seconds_std'] / 60:.1f} |"
+            f"| {e['recipe']} | {e['runs']} | {format_mean_std(e['test_accuracy'], e['test_accuracy_std'])} "
+            f"| {format_mean_std(e['test_macro_f1'], e['test_macro_f1_std'])} "
+            f"| {format_mean_std(e['total_seconds'], e['total_seconds_std'], 1 / 60, 1)} |"
         )
     return "\n".join(lines)

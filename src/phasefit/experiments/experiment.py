@@ -64,11 +64,20 @@ def as_overrides(values: dict[str, Any]) -> list[str]:
 
 
 def load_grid(path: str | Path) -> GridConfig:
+    from phasefit.config import check_no_code_execution
+
     try:
-        return GridConfig.model_validate(read_yaml(path))
+        grid = GridConfig.model_validate(read_yaml(path))
     except ValidationError as err:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
         raise ConfigError(f"grid file {path}: {problems}") from None
+    blocks = {"set": grid.set, **{f"datasets.{n}.set": d.set for n, d in grid.datasets.items()},
+              **{f"variants.{n}": v for n, v in grid.variants.items()}}
+    for where, settings in blocks.items():
+        model = {key.removeprefix("model."): value for key, value in settings.items() if key.startswith("model.")}
+        model.update(settings.get("model") or {} if isinstance(settings.get("model"), dict) else {})
+        check_no_code_execution(model, f"grid file {path} ({where})")
+    return grid
 
 
 def grid_cells(grid: GridConfig) -> list[Cell]:

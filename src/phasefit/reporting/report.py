@@ -188,30 +188,34 @@ def build_report(output: Path) -> list[Block]:
     files.mkdir(exist_ok=True)
     recipes = _ordered(r["recipe"] for r in rows)
     seeds = sorted({r["seed"] for r in rows})
+    # Runs made with evaluate_test=false have no test scores: the report then shows validation scores, and says so.
+    split = "test" if all(r.get("test_accuracy") is not None for r in rows) else "validation"
+    scored = ("Values are test-set scores in %" if split == "test" else
+              "Some runs have no test scores (evaluate_test=false), so values are VALIDATION scores in %")
     blocks = [
         Block("heading", "phasefit report"),
         Block("text", f"{len(rows)} runs from `{output}`: data sets {', '.join(_ordered(r['dataset'] for r in rows))}; "
-                      f"recipes {', '.join(recipes)}; seeds {seeds}. Values are test-set scores in %, mean ± sample "
+                      f"recipes {', '.join(recipes)}; seeds {seeds}. {scored}, mean ± sample "
                       "std over seeds (n = runs); bold = best mean of the row. Selection and early stopping used "
                       "validation only; each test set was scored once per run."),
         Block("heading", "Accuracy (paper 000 Table 3)"),
-        Block("table", metric_table(rows, "test_accuracy", recipes)),
+        Block("table", metric_table(rows, f"{split}_accuracy", recipes)),
     ]
     ablation = [r for r in ABLATION_RECIPES if r in recipes]
     if set(ablation) - {"3phase", "ft"}:  # otherwise it would repeat Table 3
         blocks += [Block("heading", "Ablation (paper 000 Table 4), accuracy"),
-                   Block("table", metric_table(rows, "test_accuracy", ablation))]
+                   Block("table", metric_table(rows, f"{split}_accuracy", ablation))]
     blocks += [
         Block("heading", "Macro precision and recall (paper 000 Table 6)"),
-        Block("table", metric_table(rows, "test_macro_precision", recipes), "precision"),
-        Block("table", metric_table(rows, "test_macro_recall", recipes), "recall"),
+        Block("table", metric_table(rows, f"{split}_macro_precision", recipes), "precision"),
+        Block("table", metric_table(rows, f"{split}_macro_recall", recipes), "recall"),
         Block("heading", "Macro F1 (paper 000 Table 7)"),
-        Block("table", metric_table(rows, "test_macro_f1", recipes)),
+        Block("table", metric_table(rows, f"{split}_macro_f1", recipes)),
     ]
-    paired = paired_table(rows)
+    paired = paired_table(rows, metric=f"{split}_accuracy")
     if paired is not None:
         blocks += [Block("heading", "Is the gain beyond seed noise? Paired comparison with ft"),
-                   Block("text", "Same seed = same split and same initial head; differences in test accuracy "
+                   Block("text", f"Same seed = same split and same initial head; differences in {split} accuracy "
                                  "points; a two-sided paired t-test over the shared seeds. No reading is given "
                                  "below 3 shared seeds, and with 3 only large, consistent differences reach "
                                  "p < 0.05."),
@@ -221,7 +225,8 @@ def build_report(output: Path) -> list[Block]:
                              "a run) or the peak allocated GPU memory. Examples are texts for DAE/FT and pairs for CL."),
                Block("table", cost_table(rows)),
                Block("heading", "Plots"),
-               Block("image", bar_chart(rows, files / "accuracy_bars.png"), "test accuracy by recipe (error bars: std over seeds)")]
+               Block("image", bar_chart(rows, files / "accuracy_bars.png", metric=f"{split}_accuracy"),
+                     f"{split} accuracy by recipe (error bars: std over seeds)")]
     for (dataset,), members in group_rows(rows, "dataset").items():
         for (recipe,), runs in group_rows(members, "recipe").items():
             best = max(runs, key=lambda r: r["validation_accuracy"])
