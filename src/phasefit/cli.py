@@ -51,6 +51,8 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config key in every run")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--overwrite", action="store_true",
+                     help="retrain finished runs in --output that were made from another config or other data")
 
     select = sub.add_parser("select", help="recommend a recipe for your data: candidates ranked on validation only",
                             description="Train candidate recipes over seeds, rank them on validation (test never "
@@ -67,6 +69,8 @@ def _build_parser() -> argparse.ArgumentParser:
     select.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key in every run")
     select.add_argument("--quiet", action="store_true", help="no progress bars")
+    select.add_argument("--overwrite", action="store_true",
+                        help="retrain finished runs in --output that were made from another config or other data")
 
     train = sub.add_parser("train", help="train one recipe and write a run directory")
     _add_config_arguments(train)
@@ -98,6 +102,8 @@ def _build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                             help="override a config key in every run")
         parser.add_argument("--quiet", action="store_true", help="no progress bars")
+        parser.add_argument("--overwrite", action="store_true",
+                            help="retrain finished runs in --output that were made from another config or data")
         return parser
 
     fs = protocol_parser("few-shot", "paper 002's few-shot protocol: N examples x draws x seeds per recipe",
@@ -134,6 +140,8 @@ def _build_parser() -> argparse.ArgumentParser:
                             help="override a config key in every run")
     experiment.add_argument("--quiet", action="store_true", help="no progress bars")
     experiment.add_argument("--no-report", action="store_true", help="skip writing the report at the end")
+    experiment.add_argument("--overwrite", action="store_true",
+                            help="retrain finished cells that were made from another config or other data")
 
     report = sub.add_parser("report", help="write report.md and report.html for a grid or run folder")
     report.add_argument("folder", help="a folder with results.jsonl (from experiment, run or a protocol)")
@@ -278,7 +286,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     seeds = args.seeds or ([0] if args.fast else [0, 1, 2])
     output = Path(args.output or f"runs/run-{time.strftime('%Y%m%d-%H%M%S')}")
     print(f"phasefit run: {', '.join(recipes)} x seeds {seeds} on {args.data} -> {output}")
-    summary = compare_recipes(recipes, seeds, output, overrides=_overrides(args), on_progress=_print_progress)
+    summary = compare_recipes(recipes, seeds, output, overrides=_overrides(args), on_progress=_print_progress,
+                              overwrite=args.overwrite)
     from phasefit.reporting.report import write_report
 
     _, report = write_report(output)
@@ -299,7 +308,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
         _print_progress(p, show_test=False)
 
     _, text = select_recipe(args.recipes, args.seeds, output, overrides=_overrides(args), metric=args.metric,
-                            on_progress=progress)
+                            on_progress=progress, overwrite=args.overwrite)
     print("\n" + text + f"\n\nrecommendation: {output / 'recommendation.md'}")
     return 0
 
@@ -309,7 +318,8 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     from phasefit.experiments.experiment import run_experiment
 
     output = Path(args.output)
-    rows = run_experiment(args.config, output, overrides=_overrides(args), on_progress=_print_progress)
+    rows = run_experiment(args.config, output, overrides=_overrides(args), on_progress=_print_progress,
+                          overwrite=args.overwrite)
     print(f"\n{len(rows)} runs; results: {output / 'results.csv'}")
     from phasefit.experiments.compare import format_mean_std
 
@@ -372,7 +382,7 @@ def _cmd_few_shot(args: argparse.Namespace) -> int:
 
     table = run_few_shot(args.recipes, args.sizes, args.draws, args.seeds, Path(args.output),
                          validation_size=args.validation_size, overrides=_overrides(args),
-                         on_progress=_print_progress)
+                         on_progress=_print_progress, overwrite=args.overwrite)
     print("\n" + table + f"\n\nsummary: {Path(args.output) / 'summary.md'}   rows: {Path(args.output) / 'results.csv'}")
     return 0
 
@@ -382,7 +392,7 @@ def _cmd_noise(args: argparse.Namespace) -> int:
 
     table = run_noise_robustness(args.recipes, args.levels, args.n, args.draws, args.seeds, Path(args.output),
                                  copies=args.copies, validation_size=args.validation_size,
-                                 overrides=_overrides(args), on_progress=_print_progress)
+                                 overrides=_overrides(args), on_progress=_print_progress, overwrite=args.overwrite)
     print("\n" + table + f"\n\nsummary: {Path(args.output) / 'summary.md'}")
     return 0
 
@@ -392,7 +402,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
 
     table = run_transfer(args.recipes, args.source, args.target, args.k, args.draws, args.seeds, Path(args.output),
                          source_overrides=args.source_set, target_overrides=args.target_set,
-                         overrides=_overrides(args), on_progress=_print_progress)
+                         overrides=_overrides(args), on_progress=_print_progress, overwrite=args.overwrite)
     print("\n" + table + f"\n\nsummary: {Path(args.output) / 'summary.md'}")
     return 0
 

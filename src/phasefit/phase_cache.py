@@ -15,13 +15,13 @@ on CPU (``tests/test_phase_cache.py``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from phasefit.fingerprint import data_fingerprint, model_fingerprint, sha256
 from phasefit.io import atomic_directory, atomic_write_json, commit_directory
 
 if TYPE_CHECKING:
@@ -39,42 +39,19 @@ PHASE_SECTIONS: dict[str, tuple[str, ...]] = {
     "supcon": ("supcon",),
     "simclr": ("simclr",),
 }
-_WEIGHTS = (".safetensors", ".bin", ".json", ".txt", ".model")
-
-
-def _sha(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode("utf-8")).hexdigest()
-
-
-def model_fingerprint(folder: Path) -> str:
-    """Content hash of a model folder's weight, config and tokenizer files (so a retrained folder never hits)."""
-    digest = hashlib.sha256()
-    for file in sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix in _WEIGHTS):
-        digest.update(str(file.relative_to(folder)).encode())
-        with file.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def data_fingerprint(splits: DatasetSplits, unlabelled: list[str]) -> str:
-    parts = {name: [getattr(splits, name).ids, getattr(splits, name).texts, getattr(splits, name).labels,
-                    getattr(splits, name).text_pairs] for name in ("train", "validation", "test")}
-    return _sha({"splits": parts, "labels": splits.label_names, "separator": splits.label_separator,
-                 "unlabelled": unlabelled})
 
 
 class PhaseCache:
     """Entries ``DIR/<index>-<phase>-<key>/`` holding ``encoder/``, ``record.json``, ``embeddings.npy``, ``key.json``."""
 
     def __init__(self, root: str | Path, config: RunConfig, splits: DatasetSplits, unlabelled: list[str],
-                 max_length: int):
+                 max_length: int, model_content: str | None = None):
         from phasefit.models.encoder import resolve_model_path
 
         self.root = Path(root)
-        model_dir = resolve_model_path(config.model.name)
+        content = model_content or model_fingerprint(resolve_model_path(config.model.name))
         self.base = {
-            "model": {**config.model.model_dump(mode="json"), "content": model_fingerprint(model_dir)},
+            "model": {**config.model.model_dump(mode="json"), "content": content},
             "data": data_fingerprint(splits, unlabelled),
             "data_settings": config.data.model_dump(mode="json"),
             "seed": config.seed,
@@ -87,7 +64,7 @@ class PhaseCache:
         sections = {section: getattr(self.config, section).model_dump(mode="json")
                     for name in phases for section in PHASE_SECTIONS[name]}
         inputs = {**self.base, "phases": phases, "settings": sections}
-        return _sha(inputs), inputs
+        return sha256(inputs), inputs
 
     def _folder(self, index: int) -> tuple[Path, dict[str, Any]]:
         key, inputs = self.key(index)

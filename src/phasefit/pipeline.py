@@ -218,10 +218,31 @@ def _resume_state(output_dir: Path, config: RunConfig) -> RunConfig:
     if (output_dir / "metrics.json").is_file():
         raise RunDirectoryError(f"the run in {output_dir} already finished (metrics.json exists); nothing to resume")
     saved = validate_config(read_yaml(output_dir / "config.yaml"))
+    from phasefit.fingerprint import read_fingerprint
+
+    started_in = (read_fingerprint(output_dir) or {}).get("started_in")
+    if started_in:
+        saved = resolve_relative_paths(saved, Path(started_in))
     if saved.to_dict() != config.to_dict():
         logger.warning("resuming %s with its saved config; the config given on the command line is ignored",
                        output_dir)
     return saved
+
+
+def resolve_relative_paths(config: RunConfig, base: Path) -> RunConfig:
+    """Relative data, unlabelled and model paths of a saved config, resolved against the folder the run started
+    in (a resume from another working directory must read the same files)."""
+    data, model = config.data, config.model
+
+    def resolved(path: str | None) -> str | None:
+        if path is None or path.startswith(("builtin:", "hf:")) or Path(path).is_absolute():
+            return path
+        candidate = base / path
+        return str(candidate) if candidate.exists() else path
+
+    data = data.model_copy(update={"path": resolved(data.path), "unlabelled_path": resolved(data.unlabelled_path)})
+    model = model.model_copy(update={"name": resolved(model.name)})
+    return config.model_copy(update={"data": data, "model": model})
 
 
 def _save_phase_state(output_dir: Path, index: int, ctx: PhaseContext, record: dict[str, Any], last: bool) -> None:
@@ -300,6 +321,14 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
         if saved.get("ids") != split_manifest(splits)["ids"]:
             raise RunDirectoryError(f"the data of {output_dir} changed since the run began (split.json differs); "
                                     "start a new run")
+        from phasefit.fingerprint import data_differences, read_fingerprint, run_fingerprint
+
+        started = read_fingerprint(output_dir)
+        if started is not None:
+            changed = data_differences(started, run_fingerprint(config, splits, unlabelled))
+            if changed:
+                raise RunDirectoryError(f"cannot resume {output_dir}: {', '.join(changed)} changed since the run "
+                                        "began; restore them, or start a new run (--overwrite or another --output)")
         done = _completed_phases(output_dir, len(config.phases))
         if 0 < done < len(config.phases):
             encoder_dir = output_dir / STATE_DIR / f"phase-{done}" / "encoder"
@@ -308,8 +337,11 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
     else:
         replaced = prepare_output_dir(output_dir, overwrite=overwrite)
         try:
+            from phasefit.fingerprint import FINGERPRINT_FILE, run_fingerprint
+
             save_config(config, output_dir / "config.yaml")
             atomic_write_json(output_dir / "split.json", split_manifest(splits))
+            atomic_write_json(output_dir / FINGERPRINT_FILE, run_fingerprint(config, splits, unlabelled))
         except BaseException:
             restore_replaced(output_dir, replaced)
             raise
@@ -327,7 +359,10 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
     if config.phase_cache is not None:
         from phasefit.phase_cache import PhaseCache
 
-        cache = PhaseCache(config.phase_cache, config, splits, unlabelled, max_length)
+        from phasefit.fingerprint import read_fingerprint
+
+        cache = PhaseCache(config.phase_cache, config, splits, unlabelled, max_length,
+                           model_content=(read_fingerprint(output_dir) or {}).get("model"))
     phase_records = []
     for index, name in enumerate(config.phases, start=1):
         last = index == len(config.phases)

@@ -96,10 +96,15 @@ def grid_cells(grid: GridConfig) -> list[Cell]:
 
 
 def run_experiment(grid_path: str | Path, output: Path, *, overrides: list[str] | None = None,
-                   on_progress: Callable[[Progress], None] | None = None) -> list[dict[str, Any]]:
+                   on_progress: Callable[[Progress], None] | None = None, overwrite: bool = False) -> list[dict[str, Any]]:
     grid = load_grid(grid_path)
     output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(output / "grid.yaml", Path(grid_path).read_text(encoding="utf-8"))
+    text = Path(grid_path).read_text(encoding="utf-8")
+
+    def record_grid() -> None:  # only once the finished cells are known to match it
+        output.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(output / "grid.yaml", text)
+
     return run_cells(grid_cells(grid), output, base_overrides=[*as_overrides(grid.set), *(overrides or [])],
+                     overwrite=overwrite, before_training=record_grid,
                      on_progress=on_progress)

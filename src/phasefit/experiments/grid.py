@@ -2,8 +2,11 @@
 
 A cell is (a folder name, a recipe, config overrides, tags). :func:`run_cells` trains the cells in order and writes
 ``results.jsonl`` and ``results.csv`` with one row per finished cell (its tags plus flattened metrics). It resumes:
-a cell whose ``metrics.json`` exists is read back, not retrained; a cell folder without one (a run killed midway)
-is trained again from scratch, so nothing is lost or counted twice, and a restarted grid ends with the same rows.
+a finished cell is read back, not retrained, but only when it was made from the same config and data (its
+``fingerprint.json``: the config's hash and the data's content hashes); a finished cell made otherwise is an error
+naming the cell and what differs, before anything trains, with ``overwrite=True`` (``--overwrite``) retraining
+it. A cell folder without ``metrics.json`` (a run killed midway) is trained again from scratch, so nothing is lost
+or counted twice, and a restarted grid ends with the same rows.
 """
 
 from __future__ import annotations
@@ -18,9 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from phasefit.config import ConfigError
 from phasefit.io import atomic_write_text
 
 logger = logging.getLogger(__name__)
+
+
+class StaleCellError(ConfigError):
+    """A finished cell of a grid was made from another config or other data than the grid now asks for."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,34 @@ def flatten_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def cell_differences(config: Any, run_dir: Path) -> list[str]:
+    """What differs between a finished cell and the config (and its data) a grid now asks of it; [] = reusable.
+
+    Cells written before fingerprints existed are compared by their saved config.yaml and split row ids."""
+    from phasefit.config import read_yaml
+    from phasefit.fingerprint import (config_differences, data_differences, read_fingerprint, result_config,
+                                      run_fingerprint, sha256)
+    from phasefit.pipeline import drop_evaluation_overlap, load_run_data, read_unlabelled, split_manifest
+
+    saved_config = read_yaml(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else {}
+    saved = read_fingerprint(run_dir)
+    if saved is not None and saved.get("config") == sha256(result_config(config)):
+        differences = []
+    else:
+        differences = config_differences(saved_config, config.to_dict()) or (
+            ["the config (its fingerprint differs)"] if saved is not None else [])
+    splits = load_run_data(config)
+    if saved is not None:
+        unlabelled, _ = drop_evaluation_overlap(read_unlabelled(config.data.unlabelled_path), splits,
+                                                config.data.unlabelled_overlap)
+        differences += data_differences(saved, run_fingerprint(config, splits, unlabelled))
+    elif (run_dir / "split.json").is_file():
+        ids = json.loads((run_dir / "split.json").read_text(encoding="utf-8")).get("ids")
+        if ids != split_manifest(splits)["ids"]:
+            differences.append("the data (split row ids)")
+    return differences
+
+
 def run_cells(
     cells: Sequence[Cell],
     output: Path,
@@ -70,8 +106,15 @@ def run_cells(
     base_overrides: Sequence[str] = (),
     config_file: str | Path | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    overwrite: bool = False,
+    before_training: Callable[[], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Train (or reuse) every cell, then write ``results.jsonl`` / ``results.csv``; returns the rows."""
+    """Train (or reuse) every cell, then write ``results.jsonl`` / ``results.csv``; returns the rows.
+
+    Raises:
+        StaleCellError: before any training, when a finished cell was made from another config or other data
+            (unless ``overwrite``, which retrains such cells).
+    """
     from phasefit.config import build_config
     from phasefit.pipeline import train
 
@@ -81,12 +124,25 @@ def run_cells(
         raise ValueError("grid cells must have distinct folders")
     # Resolve every config first: a typo in cell 40 fails now, not after 39 trainings.
     configs = [build_config(cell.recipe, config_file, [*base_overrides, *cell.overrides]) for cell in cells]
+    stale: dict[str, list[str]] = {}
+    for cell, config in zip(cells, configs):
+        if (output / cell.key / "metrics.json").is_file():
+            differences = cell_differences(config, output / cell.key)
+            if differences:
+                stale[cell.key] = differences
+    if stale and not overwrite:
+        listing = "; ".join(f"{key}: {', '.join(diff[:6])}" for key, diff in list(stale.items())[:5])
+        raise StaleCellError(f"{len(stale)} finished cell(s) in {output} were made from another config or other "
+                             f"data than now asked ({listing}); pass --overwrite to retrain them, or choose a new "
+                             "--output")
+    if before_training is not None:
+        before_training()
     rows: list[dict[str, Any]] = []
     trained_seconds: list[float] = []
     for index, (cell, config) in enumerate(zip(cells, configs), start=1):
         run_dir = output / cell.key
         metrics_file = run_dir / "metrics.json"
-        reused = metrics_file.is_file()
+        reused = metrics_file.is_file() and cell.key not in stale
         if reused:
             metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
         else:
@@ -100,7 +156,8 @@ def run_cells(
         if on_progress is not None:
             left = None
             if trained_seconds:
-                remaining = sum(1 for c in cells[index:] if not (output / c.key / "metrics.json").is_file())
+                remaining = sum(1 for c in cells[index:]
+                                if c.key in stale or not (output / c.key / "metrics.json").is_file())
                 left = remaining * sum(trained_seconds) / len(trained_seconds)
             on_progress(Progress(index, len(cells), cell, reused, left, metrics))
     return rows

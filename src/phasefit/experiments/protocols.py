@@ -69,9 +69,9 @@ def format_few_shot(summary: Sequence[dict[str, Any]], by: Sequence[str] = ("n",
 
 def run_few_shot(recipes: Sequence[str], sizes: Sequence[int], draws: int, seeds: Sequence[int], output: Path, *,
                  validation_size: int | None = 500, overrides: Sequence[str] = (),
-                 on_progress: Callable[[Progress], None] | None = None) -> str:
+                 on_progress: Callable[[Progress], None] | None = None, overwrite: bool = False) -> str:
     cells = few_shot_cells(recipes, sizes, draws, seeds, validation_size)
-    rows = run_cells(cells, Path(output), base_overrides=overrides, on_progress=on_progress)
+    rows = run_cells(cells, Path(output), base_overrides=overrides, on_progress=on_progress, overwrite=overwrite)
     table = format_few_shot(summarise_few_shot(rows))
     atomic_write_text(Path(output) / "summary.md", "# Few-shot (paper 002 §4.1)\n\n" + table + "\n")
     return table
@@ -79,13 +79,14 @@ def run_few_shot(recipes: Sequence[str], sizes: Sequence[int], draws: int, seeds
 
 def run_noise_robustness(recipes: Sequence[str], levels: Sequence[float], n: int, draws: int, seeds: Sequence[int],
                          output: Path, *, copies: int = 1, validation_size: int | None = 500,
-                         overrides: Sequence[str] = (), on_progress: Callable[[Progress], None] | None = None) -> str:
+                         overrides: Sequence[str] = (), on_progress: Callable[[Progress], None] | None = None,
+                         overwrite: bool = False) -> str:
     cells = []
     for level in levels:
         extra = [f"data.augment_noise_level={level}", f"data.augment_copies={copies}"] if level > 0 else []
         cells += few_shot_cells(recipes, [n], draws, seeds, validation_size, extra, prefix=f"noise-{level}/",
                                 tags={"noise_level": level})
-    rows = run_cells(cells, Path(output), base_overrides=overrides, on_progress=on_progress)
+    rows = run_cells(cells, Path(output), base_overrides=overrides, on_progress=on_progress, overwrite=overwrite)
     table = format_few_shot(summarise_few_shot(rows, by=("noise_level", "recipe")), by=("noise_level", "recipe"))
     text = ("# Noise robustness (paper 002 §4.2, word-level noise in place of back-translation)\n\n"
             f"N = {n} training examples plus {copies} noisy cop{'y' if copies == 1 else 'ies'} each; level 0 = no "
@@ -96,12 +97,14 @@ def run_noise_robustness(recipes: Sequence[str], levels: Sequence[float], n: int
 
 def run_transfer(recipes: Sequence[str], source: str, target: str, k: int, draws: int, seeds: Sequence[int],
                  output: Path, *, source_overrides: Sequence[str] = (), target_overrides: Sequence[str] = (),
-                 overrides: Sequence[str] = (), on_progress: Callable[[Progress], None] | None = None) -> str:
+                 overrides: Sequence[str] = (), on_progress: Callable[[Progress], None] | None = None,
+                 overwrite: bool = False) -> str:
     """Source runs, then K-per-class target runs from each source encoder and from the pre-trained encoder."""
     output = Path(output)
     source_cells = [Cell(f"source/{r}/seed-{s}", r, (f"data.path={source}", f"seed={s}", *source_overrides),
                          {"stage": "source", "start": "pre-trained", "seed": s}) for r in recipes for s in seeds]
-    run_cells(source_cells, output / "source-grid", base_overrides=overrides, on_progress=on_progress)
+    run_cells(source_cells, output / "source-grid", base_overrides=overrides, on_progress=on_progress,
+              overwrite=overwrite)
     cells = []
     for recipe in recipes:
         for seed in seeds:
@@ -113,7 +116,7 @@ def run_transfer(recipes: Sequence[str], source: str, target: str, k: int, draws
                                                     f"data.few_shot_seed={draw}", f"seed={seed}", *model,
                                                     *target_overrides),
                                       {"stage": "target", "start": start, "draw": draw, "seed": seed}))
-    rows = run_cells(cells, output, base_overrides=overrides, on_progress=on_progress)
+    rows = run_cells(cells, output, base_overrides=overrides, on_progress=on_progress, overwrite=overwrite)
     table = format_few_shot(summarise_few_shot(rows, by=("recipe", "start")), by=("recipe", "start"))
     text = (f"# Transfer (paper 002 §5.4): {source} -> {target}, {k} examples per class\n\n"
             "`start` is the encoder the target run began from: a source run's encoder, or the pre-trained one.\n\n"

@@ -133,7 +133,8 @@ def format_recommendation(rec: Recommendation, winner_test: dict[str, float] | N
 
 
 def select_recipe(recipes: Sequence[str], seeds: Sequence[int], output: Any, *, overrides: Sequence[str] = (),
-                  metric: str = "macro_f1", baseline: str = "ft", on_progress: Any = None) -> tuple[Recommendation, str]:
+                  metric: str = "macro_f1", baseline: str = "ft", on_progress: Any = None,
+                  overwrite: bool = False) -> tuple[Recommendation, str]:
     """Train ``recipes`` (``["auto"]``: :data:`AUTO_CANDIDATES`) x ``seeds`` into ``output``, recommend one on
     validation, and write ``output/recommendation.md``. Returns the recommendation and its text."""
     from pathlib import Path
@@ -148,7 +149,7 @@ def select_recipe(recipes: Sequence[str], seeds: Sequence[int], output: Any, *, 
              for recipe in names for seed in seeds]
     if not any(item.startswith("phase_cache=") for item in overrides):  # 3phase and 3phase-setfit share their DAE
         overrides = [*overrides, f"phase_cache={Path(output).resolve() / 'phase-cache'}"]
-    rows = run_cells(cells, Path(output), base_overrides=overrides, on_progress=on_progress)
+    rows = run_cells(cells, Path(output), base_overrides=overrides, on_progress=on_progress, overwrite=overwrite)
     rec = recommend(rows, metric=metric, baseline=baseline)
     winner_rows = [row for row in rows if row["recipe"] == rec.winner.recipe]
     winner_test = None
