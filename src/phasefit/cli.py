@@ -158,6 +158,8 @@ def _build_parser() -> argparse.ArgumentParser:
     search.add_argument("--space", help="YAML mapping key -> list of values (default: built-in Table 5 space)")
     search.add_argument("--metric", default="macro_f1", choices=["macro_f1", "accuracy"],
                         help="validation metric to maximise")
+    search.add_argument("--overwrite", action="store_true",
+                        help="let another study replace the trial folders an earlier study left in --output")
 
     export = sub.add_parser("export", help="export a run: sentence-transformers folder + head, ONNX, model card")
     export.add_argument("run_dir", help="a run directory written by `phasefit train`")
@@ -347,7 +349,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     result = run_search(recipe=args.recipe, config_file=args.config, overrides=_overrides(args), trials=args.trials,
                         output=Path(args.output), storage=args.storage, study_name=args.study_name,
-                        space_file=args.space, metric=args.metric, seed=args.seed or 0, on_trial=show)
+                        space_file=args.space, metric=args.metric, seed=args.seed or 0, on_trial=show,
+                        overwrite=args.overwrite)
     print(f"best trial {result['best_trial']}: validation {args.metric} {result['best_value']:.4f}")
     print(f"best config: {result['best_config']}  (phasefit train --config {result['best_config']} ...)")
     return 0

@@ -71,6 +71,7 @@ def run_search(
     metric: str = "macro_f1",
     seed: int = 0,
     on_trial: Callable[[dict[str, Any]], None] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     import optuna
     from optuna.trial import TrialState
@@ -85,6 +86,7 @@ def run_search(
     # propose the same first trials.
     sampler_seed = seed if storage is None else None
     storage = storage or f"sqlite:///{(output / 'study.db').resolve()}"
+    _claim_output(output, storage, study_name, overwrite=overwrite)
     study = _open_study(storage, study_name, sampler_seed)
     while True:
         trial = study.ask()
@@ -102,6 +104,12 @@ def run_search(
             study.tell(trial, state=TrialState.PRUNED)
             _report(on_trial, trial.number, params, "pruned", None)
             continue
+        except Exception as err:  # noqa: BLE001 - e.g. a non-finite loss at a high learning rate: the trial failed,
+            # the search goes on; the study must say FAIL (a trial left RUNNING is never retried or counted).
+            trial.set_user_attr("error", f"{type(err).__name__}: {err}"[:2000])
+            study.tell(trial, state=TrialState.FAIL)
+            _report(on_trial, trial.number, params, "failed", None)
+            continue
         value = result.metrics["validation"][metric]
         study.tell(trial, value)
         _report(on_trial, trial.number, params, "complete", value)
@@ -115,6 +123,31 @@ def run_search(
     return {"best_trial": best.number, "best_value": best.value, "best_params": best.params,
             "trials": len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))),
             "best_config": str(output / "best-config.yaml"), "storage": storage}
+
+
+def _claim_output(output: Path, storage: str, study_name: str, *, overwrite: bool) -> None:
+    """One --output holds the trial folders of one study: another study (a new --study-name or --storage) would
+    number its trials from 0 again and replace the earlier study's trial-N folders, so it needs --overwrite."""
+    from phasefit.io import atomic_write_json
+
+    record = output / "search.json"
+    wanted = {"storage": _redact(storage), "study_name": study_name}
+    if record.is_file():
+        held = json.loads(record.read_text(encoding="utf-8"))
+        if held != wanted and not overwrite:
+            raise ConfigError(
+                f"{output} holds the trials of study {held['study_name']!r} ({held['storage']}); study "
+                f"{study_name!r} ({wanted['storage']}) would replace its trial-N folders. Choose another --output, "
+                "or pass --overwrite to replace them"
+            )
+    atomic_write_json(record, wanted)
+
+
+def _redact(url: str) -> str:
+    """A storage URL without its password (it is written to search.json)."""
+    import re
+
+    return re.sub(r"(//[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
 def _open_study(url: str, name: str, seed: int | None) -> Any:
