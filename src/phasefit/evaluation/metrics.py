@@ -8,6 +8,10 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, precision_recall_fscore_support
 
+# Above this many classes the confusion matrix is stored sparsely: 2,000 classes would be 4 million numbers per
+# split in metrics.json, almost all zero.
+DENSE_CONFUSION_LIMIT = 50
+
 
 def classification_metrics(
     y_true: Sequence[int], y_pred: Sequence[int], label_names: Sequence[str], *, detailed: bool = True
@@ -33,5 +37,18 @@ def classification_metrics(
             y_true, y_pred, labels=labels, target_names=list(label_names), output_dict=True, zero_division=0
         )
         out["per_class"] = {name: report[name] for name in label_names}
-        out["confusion_matrix"] = confusion_matrix(y_true, y_pred, labels=labels).tolist()
+        if len(label_names) <= DENSE_CONFUSION_LIMIT:
+            out["confusion_matrix"] = confusion_matrix(y_true, y_pred, labels=labels).tolist()
+        else:  # sparse: (gold, predicted, count) for every non-zero cell, without building the C x C matrix
+            pairs, counts = np.unique(np.stack([y_true, y_pred], axis=1), axis=0, return_counts=True)
+            out["confusion_matrix"] = {"format": "sparse", "shape": [len(labels), len(labels)],
+                                       "entries": [[int(i), int(j), int(c)] for (i, j), c in zip(pairs, counts)]}
     return out
+
+
+def confusion_entries(matrix: Any) -> list[tuple[int, int, int]]:
+    """(gold, predicted, count) of the non-zero cells of a stored confusion matrix, dense or sparse."""
+    if isinstance(matrix, dict):
+        return [(int(i), int(j), int(c)) for i, j, c in matrix["entries"]]
+    dense = np.asarray(matrix)
+    return [(int(i), int(j), int(dense[i, j])) for i, j in zip(*np.nonzero(dense))]

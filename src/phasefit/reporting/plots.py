@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,10 +47,13 @@ def plot_embeddings(
     fig, axes = plt.subplots(1, len(stages), figsize=(4 * len(stages), 4.2), squeeze=False)
     for ax, (title, vectors) in zip(axes[0], stages):
         points = tsne_2d(np.asarray(vectors)[keep], seed)
-        for k, name in enumerate(label_names):
-            mask = labels[keep] == k
-            if mask.any():
-                ax.scatter(points[mask, 0], points[mask, 1], s=9, color=cmap(k % cmap.N), label=name)
+        if len(label_names) > 20:  # no legend to build: one scatter call, not one per class
+            ax.scatter(points[:, 0], points[:, 1], s=9, c=[cmap(k % cmap.N) for k in labels[keep]])
+        else:
+            for k, name in enumerate(label_names):
+                mask = labels[keep] == k
+                if mask.any():
+                    ax.scatter(points[mask, 0], points[mask, 1], s=9, color=cmap(k % cmap.N), label=name)
         ax.set_title(title)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -63,8 +67,14 @@ def plot_embeddings(
     return path
 
 
-def plot_confusion_matrix(matrix: Sequence[Sequence[int]], label_names: Sequence[str], path: Path,
+LARGE_LABEL_SET = 50  # above it, a matrix is unreadable (and past matplotlib's pixel limit near 1,300 classes)
+
+
+def plot_confusion_matrix(matrix: Any, label_names: Sequence[str], path: Path,
                           title: str = "confusion matrix (test)") -> Path:
+    """The matrix for up to :data:`LARGE_LABEL_SET` classes; above, the most frequent confusions as bars."""
+    if len(label_names) > LARGE_LABEL_SET:
+        return plot_top_confusions(matrix, label_names, path, title=title.replace("confusion matrix", "top confusions"))
     plt = _pyplot()
     matrix = np.asarray(matrix)
     size = max(4.0, 0.45 * len(label_names) + 2)
@@ -81,6 +91,28 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], label_names: Sequence
                     ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
                             color="white" if matrix[i, j] > matrix.max() / 2 else "black")
     ax.set_title(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_top_confusions(matrix: Any, label_names: Sequence[str], path: Path, *, top: int = 30,
+                        title: str = "top confusions (test)") -> Path:
+    """The ``top`` most frequent (gold -> predicted) errors as horizontal bars: readable at any number of classes."""
+    from phasefit.evaluation.metrics import confusion_entries
+
+    errors = sorted(((c, i, j) for i, j, c in confusion_entries(matrix) if i != j), reverse=True)[:top]
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, max(2.5, 0.28 * len(errors) + 1.2)))
+    names = [f"{label_names[i]} -> {label_names[j]}" for _, i, j in errors]
+    ax.barh(range(len(errors)), [c for c, _, _ in errors], color="tab:red")
+    ax.set_yticks(range(len(errors)), names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("test examples")
+    ax.set_title(f"{title}: {len(errors)} most frequent of {len(label_names)} classes" if errors
+                 else f"{title}: no errors")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
