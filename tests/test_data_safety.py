@@ -152,3 +152,28 @@ def test_stale_temporaries_of_a_killed_run_are_cleaned_at_start(finished_run: Pa
     train(config, run, resume=True)
     assert not stale.exists()
     assert (run / "metrics.json").is_file() and (run / "notes.txt").read_text() == "the user's"
+
+
+# 8. data files read with bounded memory ---------------------------------------------------------------------------------
+
+
+def test_a_file_larger_than_free_memory_is_refused_before_reading(tmp_path: Path, monkeypatch) -> None:
+    from phasefit.data import DataError, load_splits
+    from phasefit.data import loading
+
+    (tmp_path / "train.csv").write_text("text,label\n" + "".join(f"text {i},{'ab'[i % 2]}\n" for i in range(200)))
+    monkeypatch.setattr(loading, "_available_memory", lambda: 1000)  # 1 kB free
+    with pytest.raises(DataError, match=r"train\.csv is 0 MB; loading it needs about 0 MB of memory, and 0 MB are free"):
+        load_splits(str(tmp_path))
+
+
+@pytest.mark.parametrize("block", [7, 1 << 20])
+def test_utf8_errors_are_located_when_the_file_is_read_in_blocks(block: int, tmp_path: Path, monkeypatch) -> None:
+    from phasefit.data import DataError
+    from phasefit.data import loading
+
+    monkeypatch.setattr(loading, "_BLOCK", block)
+    file = tmp_path / "train.csv"
+    file.write_bytes("text,label\nété,a\n".encode() + b"wor\xe2\x82ld,b\n")
+    with pytest.raises(DataError, match=r"train\.csv byte 22 \(line 3 of the file\): not valid UTF-8 \(byte 0xe2\)"):
+        loading._read_file(file)
