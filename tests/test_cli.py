@@ -85,7 +85,11 @@ def test_predict_csv_input_with_text_column(
     source = tmp_path / "in.csv"
     pd.DataFrame({"utterance": ["is it sunny", "shuffle piano album"]}).to_csv(source, index=False)
     assert main(["predict", str(cli_run.run_dir), "--input", str(source), "--text-column", "utterance"]) == 0
-    assert set(capsys.readouterr().out.split()) <= set(TOY_LABELS)
+    printed = capsys.readouterr().out.split()
+    assert len(printed) == 2 and set(printed) <= set(TOY_LABELS)  # one label per input row, in order
+    from phasefit.models.classifier import TextClassifier
+
+    assert printed == TextClassifier.load(cli_run.run_dir / "model").predict(["is it sunny", "shuffle piano album"])
 
 
 def test_evaluate_prints_the_run_test_scores(cli_run: CliRun, capsys: pytest.CaptureFixture[str]) -> None:
@@ -98,8 +102,23 @@ def test_evaluate_prints_the_run_test_scores(cli_run: CliRun, capsys: pytest.Cap
 
 
 def test_evaluate_on_other_data(cli_run: CliRun, toy_data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["evaluate", str(cli_run.run_dir), "--data", str(toy_data_dir), "--split", "validation"]) == 0
-    assert 0.0 <= json.loads(capsys.readouterr().out)["accuracy"] <= 1.0
+    """Scores on another data set equal the classifier's own predictions on that set's split."""
+    import pandas as pd
+
+    from phasefit.models.classifier import TextClassifier
+
+    frame = pd.read_csv(toy_data_dir / "validation.csv").iloc[:9]
+    frame.loc[:2, "label"] = "music"  # some now wrong on purpose, so the score is not trivially 1
+    other = toy_data_dir.parent / "other"
+    other.mkdir()
+    for name in ("train", "test"):
+        (other / f"{name}.csv").write_text((toy_data_dir / f"{name}.csv").read_text())
+    frame.to_csv(other / "validation.csv", index=False)
+    assert main(["evaluate", str(cli_run.run_dir), "--data", str(other), "--split", "validation"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    predicted = TextClassifier.load(cli_run.run_dir / "model").predict(list(frame.text))
+    expected = sum(p == g for p, g in zip(predicted, frame.label)) / len(frame)
+    assert scores["accuracy"] == pytest.approx(expected) and scores["examples"] == 9
 
 
 def test_evaluate_refuses_data_with_other_labels(
@@ -204,7 +223,8 @@ def test_uncached_hub_name_says_how_to_pass_a_local_path(
 def test_existing_output_needs_overwrite(cli_run: CliRun, tiny_model_dir: Path, toy_data_dir: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     before = (cli_run.run_dir / "metrics.json").read_text()
-    expect_user_error(train_args(toy_data_dir, cli_run.run_dir, tiny_model_dir), capsys, "--overwrite")
+    expect_user_error(train_args(toy_data_dir, cli_run.run_dir, tiny_model_dir), capsys, "already holds a run",
+                      "--overwrite", "--resume", "another --output")
     assert (cli_run.run_dir / "metrics.json").read_text() == before
 
 

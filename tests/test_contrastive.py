@@ -96,3 +96,11 @@ def test_label_aware_sampler_is_deterministic_and_covers_classes() -> None:
     labels = rng.integers(0, 10, size=101).tolist()
     order = list(LabelAwareSampler(labels, seed=3))
     assert sorted(set(order)) == list(range(101))
+    assert list(LabelAwareSampler(labels, seed=3)) == order  # same seed, same order
+    assert list(LabelAwareSampler(labels, seed=4)) != order  # another seed, another order
+    # A resumed run sets the epoch before iterating and must see what the uninterrupted run saw in that epoch.
+    uninterrupted = LabelAwareSampler(labels, seed=3)
+    epochs = [list(uninterrupted) for _ in range(3)]
+    resumed = LabelAwareSampler(labels, seed=3)
+    resumed.set_epoch(2)
+    assert list(resumed) == epochs[2] and epochs[1] != epochs[2]

@@ -185,3 +185,14 @@ def test_export_onnx_agrees_with_pytorch(grid_run: Path, tmp_path: Path, toy_dat
     assert SentenceTransformer(str(exported), device="cpu").encode(["play some jazz"]).shape[1] == 32
     card = (exported / "README.md").read_text()
     assert "recipe `ft`" in card and "TextClassifier.load" in card
+
+
+def test_report_escapes_names_from_the_data(tiny_model_dir: Path, toy_data_dir: Path, tmp_path: Path) -> None:
+    """A data folder named like markup appears as text in report.html, never as markup."""
+    odd = tmp_path / "toy<b>&amp"
+    shutil.copytree(toy_data_dir, odd)
+    sets = [arg for item in [*tiny_overrides(tiny_model_dir), "ft.max_steps=2"] for arg in ("--set", item)]
+    out = tmp_path / "cmp"
+    assert main(["run", "--data", str(odd), "--recipes", "ft", "--seeds", "0", "--output", str(out), *sets]) == 0
+    page = (out / "report.html").read_text()
+    assert "toy&lt;b&gt;&amp;amp" in page and "toy<b>" not in page

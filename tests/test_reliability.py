@@ -45,13 +45,16 @@ BAD_INPUTS = [
     Row("whitespace-only text", _files(_csv(GOOD + [("   ", "music")])), [], ["train.csv", "row 25"]),
     Row("NaN label", _files(_csv(GOOD + [("play jazz", None)])), [], ["train.csv", "row 25", "label"]),
     Row("single class", _files(_csv([(t, "music") for t, _ in GOOD])), [], ["one class", "music"]),
-    Row("class with one example", _files(_csv(GOOD + [("call mom", "phone")])), [], ["phone", "1"]),
+    Row("class with one example", _files(_csv(GOOD + [("call mom", "phone")])), [],
+        ["class 'phone' has 1 example(s)", "needs at least 2", "Add examples of 'phone'", "provide a test file",
+         "drop the class"]),
     Row("unseen test label", _files(_csv(GOOD), test=_csv([("call mom", "phone")]), validation=_csv(GOOD[:6])), [],
         ["test.csv", "row 1", "phone"]),
     Row("uneven label hierarchy", _files(_csv([(t, "a.b" if i % 2 else "c.d.e") for i, (t, _) in enumerate(GOOD)])),
-        ["--set", "data.label_separator=."], ["row", "data.label_depth"]),
+        ["--set", "data.label_separator=."],
+        ["train.csv row 2", "has 2 levels", "train.csv row 1", "has 3", "data.label_depth=N"]),
     Row("undecodable bytes", _files(b"text,label\n" + "caf\u00e9 ok,a\n".encode("latin-1") * 12 + b"x,b\n" * 12), [],
-        ["train.csv", "UTF-8"]),
+        ["train.csv byte 14 (line 2 of the file): not valid UTF-8 (byte 0xe9)", "Re-save the file as UTF-8"]),
     Row("unknown config key", _files(_csv(GOOD)), ["--set", "ft.epoch=3"], ["ft.epoch", "unknown key"]),
     Row("wrong type", _files(_csv(GOOD)), ["--set", "ft.epochs=many"], ["ft.epochs", "integer"]),
     Row("negative learning rate", _files(_csv(GOOD)), ["--set", "ft.lr=-0.1"], ["ft.lr", "greater than 0"]),
@@ -105,7 +108,9 @@ def test_pickle_only_model_is_refused(tiny_hf_dir: Path, toy_data_dir: Path, tmp
     torch.save(load_file(model / "model.safetensors"), model / "pytorch_model.bin")
     (model / "model.safetensors").unlink()
     assert main(["train", "--data", str(toy_data_dir), "--model", str(model), "--output", str(tmp_path / "r")]) == 2
-    assert "pickle" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "only pickle weights" in err and "convert it to safetensors" in err and "model.allow_pickle=true" in err
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["error.log"]  # refused before anything ran
 
 
 def test_dae_on_an_encoder_without_decoder_fails_before_the_run(tiny_hf_dir: Path, toy_data_dir: Path,
@@ -134,7 +139,14 @@ def test_a_ten_megabyte_text_is_truncated_not_a_crash(tiny_model_dir: Path, tmp_
         if not item.startswith("data.max_length"):
             argv += ["--set", item]
     assert main([*argv, "--set", "ft.max_steps=2"]) == 0
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["max_length"] == 64  # the model's limit
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["max_length"] == 64  # the model's limit
+    assert sum(metrics["sizes"].values()) == len(GOOD) + 1  # the huge row was kept, not dropped
+    from phasefit.models.classifier import TextClassifier
+
+    classifier = TextClassifier.load(tmp_path / "run" / "model")
+    assert classifier.tokenize([huge])["input_ids"].shape[1] == 64  # truncated to the policy
+    assert classifier.predict([huge])[0] in {"booking", "music", "weather"}
 
 
 def test_unwritable_output_and_full_disk(tiny_model_dir: Path, toy_data_dir: Path, tmp_path: Path,
@@ -170,8 +182,9 @@ def test_grid_names_cannot_escape_the_output(tmp_path: Path, capsys: pytest.Capt
     grid = tmp_path / "grid.yaml"
     grid.write_text("recipes: [ft]\ndatasets:\n  ../../escape: {path: builtin:snips}\n")
     assert main(["experiment", "--config", str(grid), "--output", str(tmp_path / "out")]) == 2
-    assert "../../escape" in capsys.readouterr().err
-    assert not (tmp_path.parent / "escape").exists()
+    err = capsys.readouterr().err
+    assert "../../escape" in err and "must be plain folder names" in err and "no '..'" in err
+    assert not (tmp_path.parent / "escape").exists() and not (tmp_path / "out").exists()
 
 
 # --- interruption -------------------------------------------------------------------------------------------------
@@ -230,3 +243,54 @@ def test_resume_needs_a_started_run(tiny_model_dir: Path, toy_data_dir: Path, tm
                                     capsys: pytest.CaptureFixture) -> None:
     assert main(["train", "--data", str(toy_data_dir), "--output", str(tmp_path / "new"), "--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_disk_full_during_a_run_says_how_to_continue(tiny_model_dir: Path, toy_data_dir: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    import errno
+
+    from phasefit import pipeline
+
+    def full(path, payload):  # noqa: ANN001 - the metrics write hits a full disk
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(pipeline, "atomic_write_json", lambda path, payload: full(path, payload)
+                        if Path(path).name == "metrics.json" else _real_write(path, payload))
+    sets = [arg for item in [*tiny_overrides(tiny_model_dir), "ft.max_steps=2"] for arg in ("--set", item)]
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(toy_data_dir), "--output", str(out), *sets]) == 2
+    err = capsys.readouterr().err
+    assert "disk full while writing" in err and "metrics.json" in err and f"--resume" in err
+    assert not (out / "metrics.json").exists() and (out / "config.yaml").is_file()  # the run is there to resume
+
+
+def _real_write(path, payload):  # noqa: ANN001, ANN202
+    from phasefit.io import atomic_write_json
+
+    return atomic_write_json(path, payload)
+
+
+def test_checkpoints_written_before_a_nan_are_kept(tiny_model_dir: Path, toy_data_dir: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    """A loss that turns NaN in epoch 2 stops the phase; epoch 1's checkpoint stays, and the message names it."""
+    import torch
+    from transformers import Trainer
+
+    original = Trainer.compute_loss
+
+    def nan_in_epoch_two(self, model, inputs, return_outputs=False, **kwargs):  # noqa: ANN001, ANN202
+        result = original(self, model, inputs, return_outputs=return_outputs, **kwargs)
+        if model.training and (self.state.epoch or 0) >= 1:
+            return (result[0] * torch.nan, result[1]) if return_outputs else result * torch.nan
+        return result
+
+    monkeypatch.setattr(Trainer, "compute_loss", nan_in_epoch_two)
+    sets = [arg for item in [*tiny_overrides(tiny_model_dir), "ft.epochs=3"] for arg in ("--set", item)]
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(toy_data_dir), "--output", str(out), *sets]) == 2
+    err = capsys.readouterr().err
+    checkpoints = sorted((out / "checkpoints" / "ft").glob("checkpoint-*"))
+    assert len(checkpoints) == 1 and (checkpoints[0] / "trainer_state.json").is_file()
+    assert "became nan" in err and f"Last good checkpoint: {checkpoints[0]}" in err
