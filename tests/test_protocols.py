@@ -69,11 +69,12 @@ def test_grid_resumes_without_losing_or_repeating_cells(tiny_model_dir: Path, to
     base = [*tiny_overrides(tiny_model_dir), *FAST, f"data.path={toy_data_dir_module}"]
     cells = [Cell(f"ft/seed-{s}", "ft", (f"seed={s}",), {"seed": s}) for s in range(3)]
     full = run_cells(cells, tmp_path / "full", base_overrides=base)
-    # An interrupted grid: cell 0 finished, cell 1 killed midway (folder without metrics.json), cell 2 never began.
+    # An interrupted grid: cell 0 finished, cell 1 killed while writing its first file (config.yaml is written
+    # atomically, so what a kill leaves is the temporary beside it), cell 2 never began.
     partial = tmp_path / "partial"
     shutil.copytree(tmp_path / "full" / "ft" / "seed-0", partial / "ft" / "seed-0")
     (partial / "ft" / "seed-1").mkdir(parents=True)
-    (partial / "ft" / "seed-1" / "config.yaml").write_text("half-written")
+    (partial / "ft" / "seed-1" / ".config.yaml.k1ll3d.tmp").write_text("half-written")
     resumed = run_cells(cells, partial, base_overrides=base)
     keys = ["cell", "seed", "test_accuracy", "test_macro_f1", "validation_accuracy", "ft_final_loss"]
     assert [[r[k] for k in keys] for r in resumed] == [[r[k] for k in keys] for r in full]

@@ -13,7 +13,10 @@ Methods:
   runs already made: chosen on validation, scored by the chosen run's test result, charged every candidate's time.
 
 Writes OUTPUT/results.csv (one row per run: cell, method, split id = seed, scores, seconds) and OUTPUT/summary.md;
-``--publish`` copies both into benchmarks/quality/.
+``--publish`` copies both into benchmarks/quality/, with each finished run's small files (metrics.json, config.yaml,
+split.json, fingerprint.json) under benchmarks/quality/runs/. A later checkout restores those into OUTPUT before
+it starts, so the benchmark resumes across machines and sessions (a restored run is reused only when its config
+and data fingerprints still match, like any grid cell).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ import yaml
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 PEERS = {"setfit", "probe", "setfit-body-ft"}
+PUBLISHED = HERE / "runs"
+RUN_FILES = ("metrics.json", "config.yaml", "split.json", "fingerprint.json")
 AUTO = "phasefit-auto"
 
 
@@ -151,7 +156,6 @@ def run_setfit(config: Any, splits: Any, max_length: int, settings: dict[str, An
 
 def run_peer(method: str, grid: dict[str, Any], cell: str, seed: int, output: Path) -> dict[str, Any]:
     from phasefit.config import build_config
-    from phasefit.data import resolve_max_length
     from phasefit.pipeline import load_run_data
 
     folder = output / "runs" / cell / method / f"seed-{seed}"
@@ -162,6 +166,11 @@ def run_peer(method: str, grid: dict[str, Any], cell: str, seed: int, output: Pa
     if method == "setfit-body-ft":
         setfit = run_peer("setfit", grid, cell, seed, output)
         body = output / "runs" / cell / "setfit" / f"seed-{seed}" / "body"
+        if not (body / "modules.json").is_file():  # a setfit run restored from the published files: no body kept
+            config = build_config("ft", None, overrides)
+            splits = load_run_data(config)
+            settings = {**grid["setfit"], **grid["cells"][cell].get("setfit", {})}
+            run_setfit(config, splits, _max_length(config, splits, seed), settings, body)
         from phasefit.pipeline import train
 
         ft_config = build_config("ft", None, [*overrides, f"model.name={body}"])
@@ -172,12 +181,7 @@ def run_peer(method: str, grid: dict[str, Any], cell: str, seed: int, output: Pa
         _prune(folder)
     else:
         splits = load_run_data(config)
-        from phasefit.models.encoder import load_encoder
-
-        tokenizer = load_encoder(config.model).tokenizer
-        max_length = resolve_max_length(config.data.max_length, splits.train.texts,
-                                        lambda texts: [len(i) for i in tokenizer(list(texts))["input_ids"]],
-                                        int(tokenizer.model_max_length), seed=seed)
+        max_length = _max_length(config, splits, seed)
         if method == "probe":
             metrics = run_probe(config, splits, max_length)
         else:
@@ -187,6 +191,48 @@ def run_peer(method: str, grid: dict[str, Any], cell: str, seed: int, output: Pa
 
     atomic_write_json(folder / "metrics.json", metrics)
     return metrics
+
+
+def _max_length(config: Any, splits: Any, seed: int) -> int:
+    """The token limit phasefit's own runs use for this config and data."""
+    from phasefit.data import resolve_max_length
+    from phasefit.models.encoder import load_encoder
+
+    tokenizer = load_encoder(config.model).tokenizer
+    return resolve_max_length(config.data.max_length, splits.train.texts,
+                              lambda texts: [len(i) for i in tokenizer(list(texts))["input_ids"]],
+                              int(tokenizer.model_max_length), seed=seed)
+
+
+def publish_runs(output: Path) -> int:
+    """Copy each finished run's small files to benchmarks/quality/runs/ (committed); returns how many runs."""
+    count = 0
+    for metrics in sorted((output / "runs").glob("*/*/seed-*/metrics.json")):
+        run = metrics.parent
+        target = PUBLISHED / run.relative_to(output / "runs")
+        target.mkdir(parents=True, exist_ok=True)
+        for name in RUN_FILES:
+            if (run / name).is_file():
+                shutil.copy2(run / name, target / name)
+        count += 1
+    return count
+
+
+def restore_runs(output: Path) -> int:
+    """Bring published runs into OUTPUT where OUTPUT has no finished run of that cell; returns how many."""
+    count = 0
+    for metrics in sorted(PUBLISHED.glob("*/*/seed-*/metrics.json")):
+        run = output / "runs" / metrics.parent.relative_to(PUBLISHED)
+        if (run / "metrics.json").is_file():
+            continue
+        if run.exists():
+            shutil.rmtree(run)  # an interrupted local attempt: the published finished run replaces it
+        run.mkdir(parents=True)
+        for name in RUN_FILES:
+            if (metrics.parent / name).is_file():
+                shutil.copy2(metrics.parent / name, run / name)
+        count += 1
+    return count
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -278,8 +324,14 @@ def summary(grid: dict[str, Any], rows: list[dict[str, Any]], command: str) -> s
     from phasefit.experiments.grid import group_rows
     from phasefit.experiments.stats import paired
 
+    planned = sum(len(seeds) for cell in grid["cells"] for _, seeds in cell_methods(grid, cell))
+    finished = sum(1 for r in rows if r["method"] != AUTO)
+    status = ("Complete: every planned run finished." if finished == planned else
+              f"**Partial: {finished} of {planned} planned runs have finished**; the benchmark is resumable and "
+              "still to be completed. Cells and methods without rows below have not run yet.")
     lines = ["# Quality benchmark: phasefit recipes and peers on the same splits", "",
-             f"Command: `{command}`", "", _environment(), "",
+             f"Command: `{command}`", "", status, "", _environment(), "",
+             *[f"Note: {note}" for note in grid.get("notes", [])], "",
              "Scores are test accuracy / macro-F1 in % (mean ± sample std over the splits; a cell's split id is "
              "its seed, and every method of a cell is scored on the same rows). Paired differences are in "
              "accuracy points over the splits both methods ran, with the paired t-test (t) and Wilcoxon "
@@ -444,6 +496,9 @@ def main(argv: list[str] | None = None) -> int:
     grid = load_grid(Path(args.grid))
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
+    restored = restore_runs(output)
+    if restored:
+        print(f"restored {restored} finished runs from {PUBLISHED}", flush=True)
     if not args.summary_only:
         for cell in args.cells or list(grid["cells"]):
             for method, seeds in cell_methods(grid, cell):
@@ -465,6 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.publish:
         for name in ("results.csv", "summary.md"):
             shutil.copy(output / name, HERE / name)
+        print(f"published {publish_runs(output)} runs to {PUBLISHED}")
     return 0
 
 

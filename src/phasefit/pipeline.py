@@ -132,6 +132,15 @@ ERROR_LOG = "error.log"
 STATE_DIR = "state"
 
 
+def has_content(folder: Path) -> bool:
+    """Whether a folder holds anything but what a failed or killed phasefit start leaves (``error.log``, the
+    ``.NAME.*.tmp`` temporaries of an interrupted atomic write, which are removed when the folder is used)."""
+    if not folder.is_dir():
+        return folder.exists()
+    return any(p.name != ERROR_LOG and not (p.name.startswith(".") and p.name.endswith(".tmp"))
+               for p in folder.iterdir())
+
+
 def is_run_directory(folder: Path) -> bool:
     """A folder ``phasefit train`` wrote: its first file is a config.yaml with a run config's top-level keys (a
     kill may come before split.json, the second)."""
@@ -153,7 +162,7 @@ def prepare_output_dir(output_dir: Path, *, overwrite: bool) -> Path | None:
     and returned, to be deleted by :func:`discard_replaced` once the new run has started writing, or put back by
     :func:`restore_replaced` if it fails before."""
     aside = None
-    if output_dir.exists() and any(p.name != ERROR_LOG for p in output_dir.iterdir()):
+    if has_content(output_dir):
         if not overwrite:
             raise RunDirectoryError(
                 f"output directory {output_dir} already holds a run; pass --overwrite to replace it, --resume to "
@@ -169,6 +178,9 @@ def prepare_output_dir(output_dir: Path, *, overwrite: bool) -> Path | None:
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / ERROR_LOG).unlink(missing_ok=True)
+        from phasefit.io import clean_stale_temporaries
+
+        clean_stale_temporaries(output_dir)
         probe = output_dir / ".write-test"
         probe.write_text("ok")
         probe.unlink()
@@ -290,7 +302,7 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
     output_dir = Path(output_dir)
     if resume:
         config = _resume_state(output_dir, config)
-    elif output_dir.exists() and any(p.name != ERROR_LOG for p in output_dir.iterdir()) and not overwrite:
+    elif has_content(output_dir) and not overwrite:
         prepare_output_dir(output_dir, overwrite=False)  # raises with the message
     set_seed(config.seed)
     splits = load_run_data(config)
