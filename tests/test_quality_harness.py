@@ -1,0 +1,78 @@
+"""The quality benchmark's own logic (benchmarks/quality/run.py) on synthetic rows: phasefit-auto chooses on
+validation and pays for every candidate, the summary pairs methods by split, published runs restore."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+HARNESS = Path(__file__).resolve().parent.parent / "benchmarks" / "quality" / "run.py"
+
+
+@pytest.fixture(scope="module")
+def harness():
+    spec = importlib.util.spec_from_file_location("quality_run", HARNESS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GRID = {"methods": ["ft-frozen", "ft", "scl", "3phase", "3phase-setfit", "setfit", "paper-ft", "paper-3phase"],
+        "auto_candidates": ["ft-frozen", "ft", "scl", "3phase", "3phase-setfit"],
+        "cells": {"toy": {"data": "builtin:snips", "seeds": [0, 1, 2]}}}
+
+
+def _row(method: str, split: int, val: float, test: float, seconds: float) -> dict:
+    return {"cell": "toy", "method": method, "recipe": method, "split": split, "seed": split,
+            "validation_accuracy": val, "validation_macro_f1": val, "test_accuracy": test, "test_macro_f1": test,
+            "total_seconds": seconds, "train_size": 100, "validation_size": 50, "test_size": 60}
+
+
+def test_auto_chooses_on_validation_and_pays_for_every_candidate(harness) -> None:
+    rows = []
+    for split in range(3):
+        rows += [_row("ft-frozen", split, 0.80, 0.99, 5), _row("ft", split, 0.90, 0.70, 30),
+                 _row("scl", split, 0.85, 0.95, 40), _row("3phase", split, 0.90, 0.60, 120),
+                 _row("3phase-setfit", split, 0.70, 0.98, 130)]
+    auto = harness.auto_rows(GRID, rows)
+    assert len(auto) == 3
+    # ft and 3phase tie on validation: the cheaper (ft) wins; test scores (where ft-frozen is best) play no part.
+    assert {r["chosen"] for r in auto} == {"ft"} and all(r["test_accuracy"] == 0.70 for r in auto)
+    assert all(r["total_seconds"] == 5 + 30 + 40 + 120 + 130 for r in auto)
+
+
+def test_auto_waits_for_every_candidate(harness) -> None:
+    rows = [_row("ft", 0, 0.9, 0.9, 30), _row("3phase", 0, 0.9, 0.9, 120)]
+    assert harness.auto_rows(GRID, rows) == []
+
+
+def test_summary_pairs_by_split_and_reads_both_protocols(harness) -> None:
+    rows = []
+    for split, shift in enumerate((0.00, 0.02, 0.01)):
+        rows += [_row("ft", split, 0.9, 0.80 + shift, 30), _row("3phase", split, 0.9, 0.82 + shift, 120),
+                 _row("setfit", split, 0.9, 0.79 + shift, 60), _row("paper-ft", split, 0.8, 0.60 + shift, 5),
+                 _row("paper-3phase", split, 0.8, 0.70 + shift, 100)]
+    text = harness.summary(GRID, rows, "python benchmarks/quality/run.py")
+    assert "**Partial: 15 of 24 planned runs have finished**" in text
+    assert "| 3phase | 3 | " in text and "+2.0 (n=3, t –, W " in text  # +2 points on every split: no t-test spread
+    assert "| toy | 3phase − ft | +10.0 (n=3" in text and "+2.0 (n=3" in text
+
+
+def test_published_runs_restore_into_a_new_output(harness, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(harness, "PUBLISHED", tmp_path / "published")
+    run = tmp_path / "out" / "runs" / "toy" / "ft" / "seed-0"
+    run.mkdir(parents=True)
+    for name in harness.RUN_FILES:
+        (run / name).write_text(json.dumps({"name": name}))
+    (run / "model").mkdir()  # big files are not published
+    assert harness.publish_runs(tmp_path / "out") == 1
+    assert sorted(p.name for p in (tmp_path / "published" / "toy" / "ft" / "seed-0").iterdir()) == sorted(
+        harness.RUN_FILES)
+    fresh = tmp_path / "fresh"
+    (fresh / "runs" / "toy" / "ft" / "seed-0").mkdir(parents=True)  # an interrupted local attempt
+    assert harness.restore_runs(fresh) == 1
+    assert (fresh / "runs" / "toy" / "ft" / "seed-0" / "metrics.json").is_file()
+    assert harness.restore_runs(fresh) == 0  # finished runs are never replaced
