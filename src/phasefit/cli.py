@@ -183,10 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("httpx", "sentence_transformers", "transformers", "datasets", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    from phasefit.config import ConfigError
-    from phasefit.data.errors import DataError
-    from phasefit.models.encoder import ModelError
-    from phasefit.pipeline import RunDirectoryError
+    from phasefit.errors import PhasefitError  # the base of every error a user can fix: no layer imported for it
 
     if args.command in {"run", "train", "evaluate", "predict", "few-shot", "noise", "transfer", "experiment", "search",
                         "select"}:
@@ -196,15 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "experiment": _cmd_experiment, "report": _cmd_report, "few-shot": _cmd_few_shot, "noise": _cmd_noise,
         "transfer": _cmd_transfer, "search": _cmd_search, "export": _cmd_export, "recipes": _cmd_recipes, "config": _cmd_config,
     }
-    from phasefit.losses.dae import DecoderUnavailableError
-    from phasefit.training.trainer import NonFiniteLossError
-
-    errors: tuple[type[BaseException], ...] = (ConfigError, DataError, ModelError, RunDirectoryError,
-                                               FileNotFoundError, DecoderUnavailableError, NonFiniteLossError)
-    if args.command == "export":
-        from phasefit.export import ExportError
-
-        errors = (*errors, ExportError)
+    errors = (PhasefitError, FileNotFoundError)
     try:
         return handlers[args.command](args)
     except errors as err:

@@ -16,10 +16,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from phasefit.errors import PhasefitError
+
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
-class ConfigError(ValueError):
+class ConfigError(PhasefitError, ValueError):
     """A configuration problem a user can fix; the message names the key and the fix."""
 
 

@@ -18,13 +18,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from phasefit.errors import PhasefitError
 from phasefit.io import atomic_directory, clean_stale_temporaries, commit_directory, recover_directory
 from phasefit.models.classifier import TextClassifier
 
 EXPORT_MARKER = "phasefit-export.json"
 
 
-class ExportError(ValueError):
+class ExportError(PhasefitError, ValueError):
     """The export folder cannot be written without losing something; the message says what to do."""
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from phasefit.config import RunConfig, save_config
+from phasefit.errors import PhasefitError
 from phasefit.io import atomic_write_json
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-class RunDirectoryError(ValueError):
+class RunDirectoryError(PhasefitError, ValueError):
     """The output directory cannot be used (exists, not writable)."""
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from phasefit.errors import PhasefitError
 
-class DataError(ValueError):
+
+class DataError(PhasefitError, ValueError):
     """A problem with the user's data or data settings that the user can fix.
 
     Messages name the file (or data set), the row where there is one (1-based data record, header not counted),

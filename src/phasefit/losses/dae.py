@@ -17,13 +17,15 @@ import copy
 from typing import TYPE_CHECKING
 
 import torch
+
+from phasefit.errors import PhasefitError
 from torch import nn
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 
-class DecoderUnavailableError(ValueError):
+class DecoderUnavailableError(PhasefitError, ValueError):
     """The encoder's architecture has no causal-LM (decoder) class, so DAE cannot train it."""
 
 

@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from phasefit.errors import PhasefitError
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
@@ -27,7 +29,7 @@ DEFAULT_MODEL_ALIASES = {
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
 
 
-class ModelError(ValueError):
+class ModelError(PhasefitError, ValueError):
     """A model that cannot be found or loaded; the message says how to fix it."""
 
 

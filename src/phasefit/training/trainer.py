@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from phasefit.errors import PhasefitError
+
 from phasefit.training.optim import scheduler_arguments
 
 if TYPE_CHECKING:
@@ -92,7 +94,7 @@ def quiet_trainer(trainer: Any) -> None:
         trainer.add_callback(_BarsOnly())
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(PhasefitError, RuntimeError):
     """Training produced a NaN or infinite loss; the phase stops before the optimiser applies it."""
 
 
