@@ -170,7 +170,7 @@ def run_peer(method: str, grid: dict[str, Any], cell: str, seed: int, output: Pa
             config = build_config("ft", None, overrides)
             splits = load_run_data(config)
             settings = {**grid["setfit"], **grid["cells"][cell].get("setfit", {})}
-            run_setfit(config, splits, _max_length(config, splits, seed), settings, body)
+            run_setfit(config, splits, _max_length(config, splits), settings, body)
         from phasefit.pipeline import train
 
         ft_config = build_config("ft", None, [*overrides, f"model.name={body}"])
@@ -181,7 +181,7 @@ def run_peer(method: str, grid: dict[str, Any], cell: str, seed: int, output: Pa
         _prune(folder)
     else:
         splits = load_run_data(config)
-        max_length = _max_length(config, splits, seed)
+        max_length = _max_length(config, splits)
         if method == "probe":
             metrics = run_probe(config, splits, max_length)
         else:
@@ -193,15 +193,12 @@ def run_peer(method: str, grid: dict[str, Any], cell: str, seed: int, output: Pa
     return metrics
 
 
-def _max_length(config: Any, splits: Any, seed: int) -> int:
-    """The token limit phasefit's own runs use for this config and data."""
-    from phasefit.data import resolve_max_length
+def _max_length(config: Any, splits: Any) -> int:
+    """The token limit phasefit's own runs use for this config and data (the same function)."""
     from phasefit.models.encoder import load_encoder
+    from phasefit.pipeline import run_max_length
 
-    tokenizer = load_encoder(config.model).tokenizer
-    return resolve_max_length(config.data.max_length, splits.train.texts,
-                              lambda texts: [len(i) for i in tokenizer(list(texts))["input_ids"]],
-                              int(tokenizer.model_max_length), seed=seed)
+    return run_max_length(config, splits, load_encoder(config.model))
 
 
 def publish_runs(output: Path) -> int:

@@ -17,6 +17,15 @@ from pathlib import Path
 EXIT_USER_ERROR = 2
 
 
+def _add_grid_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of every command that trains many runs into one --output and reuses the finished ones."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key in every run")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="retrain finished runs in --output that were made from another config or other data")
+
+
 def _add_config_arguments(parser: argparse.ArgumentParser, *, recipe_default: str | None = None) -> None:
     parser.add_argument("--data", help="data: a folder of train/validation/test files, a file, 'hf:NAME' or "
                         "'builtin:snips' (sets data.path)")
@@ -48,11 +57,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", help="folder for the runs and the summary (default runs/run-<time>)")
     run.add_argument("--data", default="builtin:snips", help="data (default: bundled SNIPS)")
     run.add_argument("--model", help="encoder (default: all-MiniLM-L6-v2, packaged)")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config key in every run")
-    run.add_argument("--quiet", action="store_true", help="no progress bars")
-    run.add_argument("--overwrite", action="store_true",
-                     help="retrain finished runs in --output that were made from another config or other data")
+    _add_grid_arguments(run)
 
     select = sub.add_parser("select", help="recommend a recipe for your data: candidates ranked on validation only",
                             description="Train candidate recipes over seeds, rank them on validation (test never "
@@ -66,11 +71,7 @@ def _build_parser() -> argparse.ArgumentParser:
     select.add_argument("--metric", default="macro_f1", choices=["macro_f1", "accuracy"],
                         help="validation metric to rank by")
     select.add_argument("--model", help="encoder (default: all-MiniLM-L6-v2, packaged)")
-    select.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key in every run")
-    select.add_argument("--quiet", action="store_true", help="no progress bars")
-    select.add_argument("--overwrite", action="store_true",
-                        help="retrain finished runs in --output that were made from another config or other data")
+    _add_grid_arguments(select)
 
     train = sub.add_parser("train", help="train one recipe and write a run directory")
     _add_config_arguments(train)
@@ -99,11 +100,7 @@ def _build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--draws", type=int, default=3, help="training-set draws (paper: 10)")
         parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds per draw")
         parser.add_argument("--output", required=True, help="folder of the runs and summary.md")
-        parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                            help="override a config key in every run")
-        parser.add_argument("--quiet", action="store_true", help="no progress bars")
-        parser.add_argument("--overwrite", action="store_true",
-                            help="retrain finished runs in --output that were made from another config or data")
+        _add_grid_arguments(parser)
         return parser
 
     fs = protocol_parser("few-shot", "paper 002's few-shot protocol: N examples x draws x seeds per recipe",
@@ -136,12 +133,8 @@ def _build_parser() -> argparse.ArgumentParser:
                                 "and write results.csv / results.jsonl, one row per run.")
     experiment.add_argument("--config", required=True, help="grid YAML (see configs/)")
     experiment.add_argument("--output", required=True, help="folder of the grid's runs and results")
-    experiment.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                            help="override a config key in every run")
-    experiment.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_grid_arguments(experiment)
     experiment.add_argument("--no-report", action="store_true", help="skip writing the report at the end")
-    experiment.add_argument("--overwrite", action="store_true",
-                            help="retrain finished cells that were made from another config or other data")
 
     report = sub.add_parser("report", help="write report.md and report.html for a grid or run folder")
     report.add_argument("folder", help="a folder with results.jsonl (from experiment, run or a protocol)")

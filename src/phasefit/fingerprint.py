@@ -8,6 +8,7 @@ error names what differs (the config keys, or which part of the data). Settings 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -52,12 +53,22 @@ def config_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 
 
 def model_fingerprint(folder: Path) -> str:
-    """Content hash of a model folder's weight, config and tokenizer files (so a retrained folder never matches)."""
-    folder = Path(folder)
+    """Content hash of a model folder's weight, config and tokenizer files (so a retrained folder never matches).
+
+    Hashed once per process for a given set of files (path, size, modification time): a grid checking its
+    finished cells, or a run and its phase cache, would otherwise read the same 90 MB of weights again and again."""
+    folder = Path(folder).resolve()
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in _MODEL_FILES)
+    stats = tuple((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    return _hash_files(folder, stats)
+
+
+@functools.lru_cache(maxsize=32)
+def _hash_files(folder: Path, stats: tuple[tuple[str, int, int], ...]) -> str:
     digest = hashlib.sha256()
-    for file in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in _MODEL_FILES):
-        digest.update(str(file.relative_to(folder)).encode())
-        with file.open("rb") as handle:
+    for name, _, _ in stats:
+        digest.update(name.encode())
+        with (folder / name).open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()

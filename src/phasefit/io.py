@@ -105,6 +105,11 @@ def commit_directory(tmp: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one of the ``.NAME.*.tmp`` temporaries this module writes before a rename."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
 def clean_stale_temporaries(folder: Path, name: str | None = None) -> list[Path]:
     """Remove the ``.NAME.*.tmp`` files and folders a killed phasefit process left in ``folder`` (only those
     :func:`atomic_write_text` and :func:`atomic_directory` make; ``name`` narrows to one target). Returns them."""
@@ -114,7 +119,7 @@ def clean_stale_temporaries(folder: Path, name: str | None = None) -> list[Path]
     prefix = f".{name}." if name else "."
     removed = []
     for entry in folder.iterdir():
-        if entry.name.startswith(prefix) and entry.name.endswith(".tmp"):
+        if entry.name.startswith(prefix) and is_temporary(entry.name):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
             else:

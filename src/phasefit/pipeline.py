@@ -25,7 +25,7 @@ import numpy as np
 
 from phasefit.config import RunConfig, save_config
 from phasefit.errors import PhasefitError
-from phasefit.io import atomic_write_json
+from phasefit.io import atomic_write_json, is_temporary
 
 if TYPE_CHECKING:
     from phasefit.data import DatasetSplits, LabelledSplit
@@ -129,6 +129,27 @@ def drop_evaluation_overlap(texts: list[str], splits: DatasetSplits, policy: str
     return texts, len(overlap)
 
 
+def run_unlabelled(config: RunConfig, splits: DatasetSplits) -> tuple[list[str], int]:
+    """A run's phase-1 unlabelled texts (evaluation overlap handled by ``data.unlabelled_overlap``) and the overlap
+    count."""
+    return drop_evaluation_overlap(read_unlabelled(config.data.unlabelled_path), splits,
+                                   config.data.unlabelled_overlap)
+
+
+def run_max_length(config: RunConfig, splits: DatasetSplits, encoder: Any) -> int:
+    """The token limit of a run: ``data.max_length``'s policy, capped by the encoder's own limit."""
+    from phasefit.data import resolve_max_length
+
+    model_limit = int(getattr(encoder, "max_seq_length", None) or encoder.tokenizer.model_max_length)
+    return resolve_max_length(
+        config.data.max_length,
+        splits.train.texts,
+        lambda texts: [len(ids) for ids in encoder.tokenizer(list(texts))["input_ids"]],
+        model_limit,
+        seed=config.seed,
+    )
+
+
 ERROR_LOG = "error.log"
 STATE_DIR = "state"
 
@@ -138,8 +159,7 @@ def has_content(folder: Path) -> bool:
     ``.NAME.*.tmp`` temporaries of an interrupted atomic write, which are removed when the folder is used)."""
     if not folder.is_dir():
         return folder.exists()
-    return any(p.name != ERROR_LOG and not (p.name.startswith(".") and p.name.endswith(".tmp"))
-               for p in folder.iterdir())
+    return any(p.name != ERROR_LOG and not is_temporary(p.name) for p in folder.iterdir())
 
 
 def is_run_directory(folder: Path) -> bool:
@@ -293,7 +313,6 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
     from transformers import set_seed
 
     from phasefit.config import ModelConfig
-    from phasefit.data import resolve_max_length
     from phasefit.models.classifier import TextClassifier
     from phasefit.models.encoder import load_encoder
     from phasefit.phases import get_phase
@@ -307,17 +326,9 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
         prepare_output_dir(output_dir, overwrite=False)  # raises with the message
     set_seed(config.seed)
     splits = load_run_data(config)
-    unlabelled, overlap = drop_evaluation_overlap(read_unlabelled(config.data.unlabelled_path), splits,
-                                                  config.data.unlabelled_overlap)
+    unlabelled, overlap = run_unlabelled(config, splits)
     encoder = load_encoder(config.model)
-    model_limit = int(getattr(encoder, "max_seq_length", None) or encoder.tokenizer.model_max_length)
-    max_length = resolve_max_length(
-        config.data.max_length,
-        splits.train.texts,
-        lambda texts: [len(ids) for ids in encoder.tokenizer(list(texts))["input_ids"]],
-        model_limit,
-        seed=config.seed,
-    )
+    max_length = run_max_length(config, splits, encoder)
     check_free_space(output_dir, encoder)
     if {"dae", "joint"} & set(config.phases):
         from phasefit.losses.dae import check_decoder_support

@@ -78,7 +78,7 @@ def cell_differences(config: Any, run_dir: Path) -> list[str]:
     from phasefit.config import read_yaml
     from phasefit.fingerprint import (config_differences, data_differences, read_fingerprint, result_config,
                                       run_fingerprint, sha256)
-    from phasefit.pipeline import drop_evaluation_overlap, load_run_data, read_unlabelled, split_manifest
+    from phasefit.pipeline import load_run_data, run_unlabelled, split_manifest
 
     saved_config = read_yaml(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else {}
     saved = read_fingerprint(run_dir)
@@ -89,8 +89,7 @@ def cell_differences(config: Any, run_dir: Path) -> list[str]:
             ["the config (its fingerprint differs)"] if saved is not None else [])
     splits = load_run_data(config)
     if saved is not None:
-        unlabelled, _ = drop_evaluation_overlap(read_unlabelled(config.data.unlabelled_path), splits,
-                                                config.data.unlabelled_overlap)
+        unlabelled, _ = run_unlabelled(config, splits)
         differences += data_differences(saved, run_fingerprint(config, splits, unlabelled))
     elif (run_dir / "split.json").is_file():
         ids = json.loads((run_dir / "split.json").read_text(encoding="utf-8")).get("ids")
