@@ -87,9 +87,9 @@ def test_predict_csv_input_with_text_column(
     assert main(["predict", str(cli_run.run_dir), "--input", str(source), "--text-column", "utterance"]) == 0
     printed = capsys.readouterr().out.split()
     assert len(printed) == 2 and set(printed) <= set(TOY_LABELS)  # one label per input row, in order
-    from phasefit.models.classifier import TextClassifier
+    from phasefit.models.classifier import PhaseFitClassifier
 
-    assert printed == TextClassifier.load(cli_run.run_dir / "model").predict(["is it sunny", "shuffle piano album"])
+    assert printed == PhaseFitClassifier.load(cli_run.run_dir / "model").predict(["is it sunny", "shuffle piano album"])
 
 
 def test_evaluate_prints_the_run_test_scores(cli_run: CliRun, capsys: pytest.CaptureFixture[str]) -> None:
@@ -105,7 +105,7 @@ def test_evaluate_on_other_data(cli_run: CliRun, toy_data_dir: Path, capsys: pyt
     """Scores on another data set equal the classifier's own predictions on that set's split."""
     import pandas as pd
 
-    from phasefit.models.classifier import TextClassifier
+    from phasefit.models.classifier import PhaseFitClassifier
 
     frame = pd.read_csv(toy_data_dir / "validation.csv").iloc[:9]
     frame.loc[:2, "label"] = "music"  # some now wrong on purpose, so the score is not trivially 1
@@ -116,7 +116,7 @@ def test_evaluate_on_other_data(cli_run: CliRun, toy_data_dir: Path, capsys: pyt
     frame.to_csv(other / "validation.csv", index=False)
     assert main(["evaluate", str(cli_run.run_dir), "--data", str(other), "--split", "validation"]) == 0
     scores = json.loads(capsys.readouterr().out)
-    predicted = TextClassifier.load(cli_run.run_dir / "model").predict(list(frame.text))
+    predicted = PhaseFitClassifier.load(cli_run.run_dir / "model").predict(list(frame.text))
     expected = sum(p == g for p, g in zip(predicted, frame.label)) / len(frame)
     assert scores["accuracy"] == pytest.approx(expected) and scores["examples"] == 9
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from phasefit.cli import main
-from phasefit.config import build_config
+from phasefit.recipes import build_config
 from phasefit.pipeline import RunDirectoryError, train
 from tests.conftest import tiny_overrides
 

@@ -170,21 +170,25 @@ def test_export_onnx_agrees_with_pytorch(grid_run: Path, tmp_path: Path, toy_dat
     from sentence_transformers import SentenceTransformer
 
     from phasefit.export import onnx_predict
-    from phasefit.models.classifier import TextClassifier
+    from phasefit.models.classifier import PhaseFitClassifier
 
     run = grid_run / "toy" / "ft" / "seed-0"
     assert main(["export", str(run), "--output", str(tmp_path / "export")]) == 0
     exported = tmp_path / "export"
-    texts = pd.read_csv(toy_data_dir_module / "test.csv")["text"].tolist()
-    classifier = TextClassifier.load(exported)
+    frame = pd.concat([pd.read_csv(toy_data_dir_module / f"{split}.csv") for split in ("train", "validation", "test")])
+    single = frame["text"].tolist()
+    texts = (single + [f"{a} and {b}" for a, b in zip(single, single[1:])])[:100]  # assorted lengths
+    assert len(texts) == 100
+    classifier = PhaseFitClassifier.load(exported)
     torch_logits = classifier.predict_logits(texts)
     onnx_logits = onnx_predict(exported / "model.onnx", classifier, texts)
     assert (onnx_logits.argmax(1) == torch_logits.argmax(1)).all()
     assert np.allclose(onnx_logits, torch_logits, atol=1e-4)
-    assert classifier.predict(texts) == TextClassifier.load(run / "model").predict(texts)
+    assert classifier.predict(texts) == PhaseFitClassifier.load(run / "model").predict(texts)
     assert SentenceTransformer(str(exported), device="cpu").encode(["play some jazz"]).shape[1] == 32
     card = (exported / "README.md").read_text()
-    assert "recipe `ft`" in card and "TextClassifier.load" in card
+    assert "recipe `ft`" in card and "PhaseFitClassifier.from_pretrained" in card
+    assert card.startswith("---\nlibrary_name: phasefit\n")
 
 
 def test_report_escapes_names_from_the_data(tiny_model_dir: Path, toy_data_dir: Path, tmp_path: Path) -> None:

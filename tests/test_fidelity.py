@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from phasefit.config import ConfigError, ModelConfig, build_config
+from phasefit.config import ConfigError, ModelConfig
+from phasefit.recipes import build_config
 from phasefit.losses.contrastive import supervised_contrastive_loss
 from phasefit.models.encoder import load_encoder
 from phasefit.pipeline import train
@@ -56,7 +57,7 @@ def test_joint_trains_as_long_as_dae_plus_cl(tiny_model_dir: Path, toy_data_dir_
 @pytest.fixture
 def normalized_model_dir(tiny_model_dir: Path, tmp_path: Path) -> Path:
     """The tiny model ending in Normalize, like all-MiniLM-L6-v2."""
-    from phasefit.models.compat import Normalize
+    from sentence_transformers.sentence_transformer.modules import Normalize
 
     encoder = load_encoder(ModelConfig(name=str(tiny_model_dir)))
     encoder.append(Normalize())
@@ -67,7 +68,7 @@ def normalized_model_dir(tiny_model_dir: Path, tmp_path: Path) -> Path:
 @pytest.mark.parametrize("position", ["before_normalize", "after_normalize"])
 def test_dae_bottleneck_position(position: str, normalized_model_dir: Path, toy_data_dir_module: Path,
                                  tmp_path: Path) -> None:
-    from phasefit.models.compat import Dense, Normalize
+    from sentence_transformers.sentence_transformer.modules import Dense, Normalize
 
     config = build_config("dae-ft", None, [*_base(normalized_model_dir, toy_data_dir_module), "dae.max_steps=1",
                                            f"dae.bottleneck={position}"])
@@ -84,7 +85,7 @@ def test_dae_bottleneck_position(position: str, normalized_model_dir: Path, toy_
 
 
 def test_dense_layer_is_appended_when_there_is_no_normalize(tiny_model_dir: Path, toy_data_dir_module: Path) -> None:
-    from phasefit.models.compat import Dense
+    from sentence_transformers.sentence_transformer.modules import Dense
     from phasefit.phases.base import PhaseContext
     from phasefit.phases.staged import add_dense_layer
     from phasefit.pipeline import load_run_data
@@ -134,12 +135,12 @@ def test_scl_sum_is_the_mean_times_the_anchors_with_a_positive() -> None:
 
 
 def test_scl_reduction_reaches_the_loss(tiny_model_dir: Path) -> None:
-    from phasefit.models.classifier import MLPHead, TextClassifier
+    from phasefit.models.classifier import MLPHead, PhaseFitClassifier
     from phasefit.phases.ft import CrossEntropySCL
 
     encoder = load_encoder(ModelConfig(name=str(tiny_model_dir)))
     head = MLPHead(32, 8, 3, dropout=0.0)
-    classifier = TextClassifier(encoder, head, ["a", "b", "c"], max_length=16).eval()
+    classifier = PhaseFitClassifier(encoder, head, ["a", "b", "c"], max_length=16).eval()
     batch = dict(encoder.tokenizer(["play some jazz", "play rock", "will it rain", "is it sunny"], padding=True,
                                    return_tensors="pt"))
     labels = torch.tensor([0, 0, 1, 1])

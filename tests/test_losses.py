@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from phasefit.config import ModelConfig
-from phasefit.losses.cosine import CosineMSELoss
+from phasefit.phases.staged import cosine_pair_loss
 from phasefit.losses.dae import DecoderUnavailableError, DenoisingAutoEncoderLoss, transformer_of
 from phasefit.models.encoder import load_encoder
 
@@ -52,7 +52,7 @@ def test_dae_loss_trains_down_on_a_fixed_batch(encoder) -> None:
     optimizer = torch.optim.AdamW(loss.parameters(), lr=1e-2)
     values = []
     for _ in range(15):
-        value = loss(_batch(encoder, noisy), _batch(encoder, clean))
+        value = loss([_batch(encoder, noisy), _batch(encoder, clean)])
         optimizer.zero_grad()
         value.backward()
         optimizer.step()
@@ -76,12 +76,12 @@ def test_mpnet_has_no_decoder_and_says_so(tmp_path: Path, tiny_hf_dir: Path) -> 
         DenoisingAutoEncoderLoss(mpnet, pad_token_id=0)
 
 
-def test_cosine_mse_matches_a_naive_loop(encoder) -> None:
-    loss = CosineMSELoss(encoder)
+def test_cosine_pair_loss_matches_a_naive_loop(encoder) -> None:
+    loss = cosine_pair_loss(encoder)  # sentence-transformers' CosineSimilarityLoss is paper 000's eq. 3
     a = ["play some jazz songs", "will it rain tomorrow", "book a table"]
     b = ["put on rock music", "reserve a room", "is it sunny"]
     targets = torch.tensor([1.0, 0.0, 0.5])
-    value = loss(_batch(encoder, a), _batch(encoder, b), targets)
+    value = loss([_batch(encoder, a), _batch(encoder, b)], targets)
     u = encoder.encode(a, convert_to_tensor=True)
     v = encoder.encode(b, convert_to_tensor=True)
     naive = 0.0

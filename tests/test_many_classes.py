@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from phasefit.config import build_config
+from phasefit.recipes import build_config
 from phasefit.pipeline import train
 from tests.conftest import toy_vocabulary, tiny_overrides
 

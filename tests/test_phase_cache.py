@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from phasefit.config import build_config
+from phasefit.recipes import build_config
 from phasefit.pipeline import train
 from tests.conftest import tiny_overrides
 

@@ -16,8 +16,9 @@ import torch
 import yaml
 from conftest import TOY_LABELS, tiny_overrides
 
-from phasefit.config import ConfigError, RunConfig, build_config, parse_override
-from phasefit.models.classifier import TextClassifier
+from phasefit.config import ConfigError, RunConfig
+from phasefit.recipes import build_config, parse_override
+from phasefit.models.classifier import PhaseFitClassifier
 from phasefit.pipeline import RunDirectoryError, RunResult, train
 from phasefit.training.optim import parameter_groups
 
@@ -82,7 +83,7 @@ def test_metrics_record_scores_and_phase_cost(trained_run: RunResult) -> None:
 
 def test_saved_classifier_predicts_like_the_trained_one(trained_run: RunResult, toy_data_dir_module: Path) -> None:
     texts = read_test_texts(toy_data_dir_module)
-    loaded = TextClassifier.load(trained_run.run_dir / "model")
+    loaded = PhaseFitClassifier.load(trained_run.run_dir / "model")
     assert loaded.label_names == TOY_LABELS
     assert loaded.predict(texts) == trained_run.classifier.predict(texts)
     np.testing.assert_allclose(loaded.predict_proba(texts), trained_run.classifier.predict_proba(texts), atol=1e-6)
@@ -185,7 +186,7 @@ def test_hierarchical_labels_keep_their_path(tiny_model_dir: Path, toy_hier_dir:
     result = train(ft_config(tiny_model_dir, toy_hier_dir, "data.label_separator=."), tmp_path / "hier")
     assert result.metrics["label_names"] == ["a.x", "a.y", "b.z"]
     assert json.loads((result.run_dir / "split.json").read_text())["label_separator"] == "."
-    loaded = TextClassifier.load(result.run_dir / "model")
+    loaded = PhaseFitClassifier.load(result.run_dir / "model")
     assert loaded.label_separator == "." and loaded.label_names == ["a.x", "a.y", "b.z"]
     assert set(loaded.predict(read_test_texts(toy_hier_dir))) <= {"a.x", "a.y", "b.z"}
 

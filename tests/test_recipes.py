@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from phasefit.config import build_config
+from phasefit.recipes import build_config
 from phasefit.pipeline import train
 from phasefit.recipes import RECIPES
 from tests.conftest import tiny_overrides

@@ -142,9 +142,9 @@ def test_a_ten_megabyte_text_is_truncated_not_a_crash(tiny_model_dir: Path, tmp_
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["max_length"] == 64  # the model's limit
     assert sum(metrics["sizes"].values()) == len(GOOD) + 1  # the huge row was kept, not dropped
-    from phasefit.models.classifier import TextClassifier
+    from phasefit.models.classifier import PhaseFitClassifier
 
-    classifier = TextClassifier.load(tmp_path / "run" / "model")
+    classifier = PhaseFitClassifier.load(tmp_path / "run" / "model")
     assert classifier.tokenize([huge])["input_ids"].shape[1] == 64  # truncated to the policy
     assert classifier.predict([huge])[0] in {"booking", "music", "weather"}
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from phasefit.config import DEFAULT_MODEL, build_config
+from phasefit.config import DEFAULT_MODEL
+from phasefit.recipes import build_config
 from phasefit.models.encoder import packaged_default_model
 from phasefit.pipeline import train
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from phasefit.cli import main
-from phasefit.config import build_config
+from phasefit.recipes import build_config
 from phasefit.pipeline import RunDirectoryError, train
 from tests.conftest import tiny_overrides
 

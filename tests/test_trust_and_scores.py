@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from phasefit.cli import main
-from phasefit.config import ConfigError, build_config
+from phasefit.config import ConfigError
+from phasefit.recipes import build_config
 from tests.conftest import tiny_overrides
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
-# The full CPU-tier quality benchmark, in the grid's order (cheap methods first in each cell), resumable: run it
-# again after a stop and finished runs are reused. Progress goes to runs/quality/log.txt.
+# The full CPU-tier quality benchmark, resumable: run it again after a stop and finished runs are reused.
+# Chunks go in order of value per CPU minute, so an interrupted benchmark has the headline comparison first:
+# SNIPS' core methods, the cheap few-shot SST-2 cells, MASSIVE, SNIPS' ablations and section-3 variants, then the
+# long-text cells. Each chunk ends by rewriting results.csv and summary.md. Progress goes to runs/quality/log.txt.
 #   nohup bash benchmarks/quality/queue.sh > /dev/null 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+# BENCH_SRC: a copy of src/ to run from, so editing the working tree during a long run cannot change it midway
+if [[ -n "${BENCH_SRC:-}" ]]; then export PYTHONPATH="$BENCH_SRC${PYTHONPATH:+:$PYTHONPATH}"; fi
 mkdir -p runs/quality
-for cell in snips sst2-20 sst2-100 massive-400 sst5-400 20ng-200; do
-  python benchmarks/quality/run.py --output runs/quality --cells "$cell" >> runs/quality/log.txt 2>&1
-done
+core=(ft-frozen probe paper-ft ft scl setfit setfit-body-ft 3phase paper-3phase 3phase-setfit joint)
+chunk() { python benchmarks/quality/run.py --output runs/quality "$@" >> runs/quality/log.txt 2>&1; }
+chunk --cells snips --methods "${core[@]}"
+chunk --cells sst2-20
+chunk --cells sst2-100
+chunk --cells massive-400
+chunk --cells snips
+chunk --cells sst5-400
+chunk --cells 20ng-200
 python benchmarks/quality/run.py --output runs/quality --summary-only --publish >> runs/quality/log.txt 2>&1

@@ -77,7 +77,8 @@ def cell_overrides(grid: dict[str, Any], cell: str, output: Path, seed: int) -> 
 
 def cell_methods(grid: dict[str, Any], cell: str) -> list[tuple[str, list[int]]]:
     spec = grid["cells"][cell]
-    methods = [(m, list(spec["seeds"])) for m in grid["methods"]]
+    fewer = spec.get("method_seeds", {})  # methods too costly for every split of the cell run on these
+    methods = [(m, list(fewer.get(m, spec["seeds"]))) for m in grid["methods"]]
     methods += [(m, list(spec.get("extra_seeds", spec["seeds"]))) for m in spec.get("extra_methods", [])]
     return methods
 

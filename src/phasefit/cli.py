@@ -92,6 +92,8 @@ def _build_parser() -> argparse.ArgumentParser:
     predict.add_argument("texts", nargs="*", help="texts to label")
     predict.add_argument("--input", help="file of texts: one per line (.txt) or a CSV/TSV/JSONL with a text column")
     predict.add_argument("--text-column", default="text", help="text column of --input tables")
+    predict.add_argument("--text-pair-column", default="text_pair",
+                         help="second-text column of --input tables, for a run trained on text pairs")
     predict.add_argument("--output", help="write predictions as CSV (text, label, probability)")
 
     def protocol_parser(name: str, help_text: str, recipes: list[str]) -> argparse.ArgumentParser:
@@ -237,7 +239,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from phasefit.config import build_config
+    from phasefit.recipes import build_config
     from phasefit.pipeline import train
 
     overrides = _overrides(args) + (["model.trust_remote_code=true"] if args.trust_remote_code else [])
@@ -416,22 +418,34 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from phasefit.pipeline import load_run
 
     texts = list(args.texts)
-    if args.input:
+    _, classifier = load_run(args.run_dir)
+    pairs = None
+    if classifier.text_pairs:
+        if texts or not args.input:
+            print("phasefit: error: this run was trained on text pairs: give them as --input TABLE with columns "
+                  f"{args.text_column!r} and {args.text_pair_column!r} (--text-column, --text-pair-column)",
+                  file=sys.stderr)
+            return EXIT_USER_ERROR
+        from phasefit.data import read_texts
+
+        texts, pairs = read_texts(args.input, args.text_column), read_texts(args.input, args.text_pair_column)
+    elif args.input:
         from phasefit.data import read_texts
 
         texts += read_texts(args.input, args.text_column)
     if not texts:
         print("phasefit: error: give texts as arguments or --input FILE", file=sys.stderr)
         return EXIT_USER_ERROR
-    _, classifier = load_run(args.run_dir)
-    probabilities = classifier.predict_proba(texts)
+    probabilities = classifier.predict_proba(texts, pairs)
     labels = [classifier.label_names[i] for i in probabilities.argmax(axis=1)]
     if args.output:
         import pandas as pd
 
         from phasefit.io import atomic_write_text
 
-        frame = pd.DataFrame({"text": texts, "label": labels, "probability": probabilities.max(axis=1).round(4)})
+        columns = {"text": texts, **({"text_pair": pairs} if pairs is not None else {}), "label": labels,
+                   "probability": probabilities.max(axis=1).round(4)}
+        frame = pd.DataFrame(columns)
         atomic_write_text(Path(args.output), frame.to_csv(index=False))
         print(f"wrote {len(texts)} predictions to {args.output}")
     else:
@@ -449,7 +463,8 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    from phasefit.config import build_config, describe_config
+    from phasefit.config import describe_config
+    from phasefit.recipes import build_config
 
     if args.recipe:
         import yaml

@@ -9,20 +9,24 @@ work starts, with the dotted key in the message.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from phasefit.errors import PhasefitError
+from phasefit.errors import ConfigError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
-class ConfigError(PhasefitError, ValueError):
-    """A configuration problem a user can fix; the message names the key and the fix."""
+def __getattr__(name: str) -> object:
+    """``phasefit.config.build_config`` keeps working for scripts written before it moved beside the recipes."""
+    if name == "build_config":
+        from phasefit.recipes import build_config
+
+        return build_config
+    raise AttributeError(f"module 'phasefit.config' has no attribute {name!r}")
 
 
 class _Section(BaseModel):
@@ -215,6 +219,30 @@ class ContrastiveConfig(EncoderPhaseConfig):
     sampler: Literal["random", "label-aware"] = Field("label-aware", description="Batch order (SupCon).")
 
 
+class TrainerConfig(_Section):
+    """``transformers.Trainer`` options every phase passes through: logging integrations, mixed precision, gradient
+    accumulation and data-loading workers."""
+
+    report_to: list[str] = Field(
+        default_factory=list, description="Logging integrations, e.g. [tensorboard] (logs in RUN/logs/<phase>), "
+        "[wandb], [mlflow]; each needs its package."
+    )
+    mixed_precision: Literal["no", "auto", "bf16", "fp16"] = Field(
+        "no", description="Mixed precision: 'auto' = bf16 on a GPU that supports it, fp16 on other GPUs, off on CPU "
+        "(bf16 is slower than fp32 on CPUs without AMX)."
+    )
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Batches per optimiser step (effective batch = "
+                                             "batch_size x this).")
+    dataloader_num_workers: int = Field(0, ge=0, description="Data-loading worker processes (0: in the main process).")
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [] if value in ("none", "") else [value]
+        return value
+
+
 class RunConfig(_Section):
     recipe: str = Field("ft", description="Recipe name (a preset of phases and settings).")
     seed: int = Field(0, ge=0)
@@ -229,6 +257,7 @@ class RunConfig(_Section):
         default_factory=lambda: ContrastiveConfig(sampler="random", projection_dropout=0.9)
     )
     ft: FTConfig = Field(default_factory=FTConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     progress: bool = Field(True, description="Show progress bars.")
     evaluate_test: bool = Field(True, description="Score the test split after training (off in search trials).")
     plots: bool = Field(True, description="Write embeddings.png (t-SNE per phase) and confusion_matrix.png.")
@@ -255,38 +284,7 @@ class RunConfig(_Section):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Building a config: recipe preset <- YAML file <- --set overrides
-
-
-def parse_override(item: str) -> tuple[list[str], Any]:
-    """Parse ``a.b=c`` into (["a", "b"], value); the value is read as YAML (so 3, 1e-4, true, [dae, ft] work)."""
-    if "=" not in item:
-        raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set ft.epochs=5")
-    key, raw = item.split("=", 1)
-    key = key.strip()
-    if not key:
-        raise ConfigError(f"--set {item!r}: empty key")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as err:
-        raise ConfigError(f"--set {item!r}: value is not valid YAML ({err})") from err
-    if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
-        try:
-            value = float(value) if value.strip().lower() not in {"nan", "inf", "-inf", "infinity"} else value
-        except ValueError:
-            pass
-    return key.split("."), value
-
-
-def deep_update(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Recursively merge ``update`` into a copy of ``base`` (dicts merge, everything else replaces)."""
-    out = copy.deepcopy(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_update(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+# Reading, checking and writing configs (building one from a recipe is phasefit.recipes.build_config)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -302,52 +300,6 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise ConfigError(f"config file {path}: top level must be a mapping of keys, got {type(loaded).__name__}")
     return loaded
-
-
-def build_config(
-    recipe: str | None = None,
-    config_file: str | Path | None = None,
-    overrides: list[str] | None = None,
-    base: dict[str, Any] | None = None,
-) -> RunConfig:
-    """Resolve a run config: recipe preset, then the YAML file, then ``--set`` overrides, then validate.
-
-    ``recipe`` (the CLI's ``--recipe``) wins over a ``recipe:`` key in the file.
-    """
-    from phasefit.recipes import recipe_preset
-
-    raw: dict[str, Any] = copy.deepcopy(base) if base else {}
-    if config_file is not None:
-        from_file = read_yaml(config_file)
-        check_no_code_execution(from_file.get("model") if isinstance(from_file.get("model"), dict) else {},
-                                f"config file {config_file}")
-        raw = deep_update(raw, from_file)
-    for item in overrides or []:
-        keys, value = parse_override(item)
-        node = raw
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {item!r}: {key!r} is not a section")
-        node[keys[-1]] = value
-    name = recipe or raw.get("recipe") or "ft"
-    preset = recipe_preset(name)  # raises ConfigError for an unknown name
-    resolved = deep_update(preset, {k: v for k, v in raw.items() if k != "recipe"})
-    resolved["recipe"] = name
-    return validate_config(resolved)
-
-
-# Keys that let a checkpoint run code when it loads; only the command line may switch them on (docs/security.md).
-CODE_EXECUTION_FLAGS = {"trust_remote_code": "--trust-remote-code", "allow_pickle": "--set model.allow_pickle=true"}
-
-
-def check_no_code_execution(model_section: dict[str, Any], where: str) -> None:
-    """Refuse ``model.trust_remote_code`` / ``model.allow_pickle`` switched on from a file (a config or a grid):
-    a shared file must not be able to run a stranger's code; only the command line may."""
-    for key, flag in CODE_EXECUTION_FLAGS.items():
-        if model_section.get(key) not in (None, False):
-            raise ConfigError(f"{where} sets model.{key}, which lets a model run code when it loads; only the "
-                              f"command line may switch it on: remove it from the file and pass {flag}")
 
 
 def validate_config(raw: dict[str, Any]) -> RunConfig:

@@ -11,3 +11,7 @@ from __future__ import annotations
 
 class PhasefitError(Exception):
     """A problem the user can fix; the message says what and how."""
+
+
+class ConfigError(PhasefitError, ValueError):
+    """A configuration problem a user can fix; the message names the key and the fix."""

@@ -1,7 +1,7 @@
 """Export a trained run: a sentence-transformers folder plus head, an ONNX graph, and a model card.
 
 ``OUT/`` loads with ``SentenceTransformer(OUT)`` (the fine-tuned encoder) and holds ``head.safetensors`` +
-``classifier.json`` (so ``TextClassifier.load(OUT)`` works too; they are the same files as the run's ``model/``,
+``classifier.json`` (so ``PhaseFitClassifier.load(OUT)`` works too; they are the same files as the run's ``model/``,
 laid out flat). ``OUT/model.onnx`` is encoder + head in one graph: inputs ``input_ids``, ``attention_mask``
 (and ``token_type_ids`` when the tokenizer makes them), output ``logits``; the tokenizer files are in ``OUT/``.
 ``OUT/README.md`` is a model card with the data, recipe, metrics and how to load it.
@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -20,7 +19,8 @@ from torch import nn
 
 from phasefit.errors import PhasefitError
 from phasefit.io import atomic_directory, clean_stale_temporaries, commit_directory, recover_directory
-from phasefit.models.classifier import TextClassifier
+from phasefit.models.card import model_card, training_summary
+from phasefit.models.classifier import CLASSIFIER_FILE, HEAD_FILE, PhaseFitClassifier
 
 EXPORT_MARKER = "phasefit-export.json"
 
@@ -53,7 +53,7 @@ def check_export_target(run_dir: Path, output: Path, *, overwrite: bool) -> None
 
 
 class _LogitsGraph(nn.Module):
-    def __init__(self, classifier: TextClassifier, names: list[str]):
+    def __init__(self, classifier: PhaseFitClassifier, names: list[str]):
         super().__init__()
         self.classifier = classifier
         self.names = names
@@ -71,26 +71,29 @@ def export_run(run_dir: str | Path, output: str | Path, *, onnx: bool = True, op
     clean_stale_temporaries(output.parent, output.name)
     check_export_target(run_dir, output, overwrite=overwrite)
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    classifier = TextClassifier.load(run_dir / "model", device="cpu")
+    classifier = PhaseFitClassifier.load(run_dir / "model", device="cpu")
     tmp = atomic_directory(output)
     shutil.copytree(run_dir / "model" / "encoder", tmp, dirs_exist_ok=True)
-    for name in ("head.safetensors", "classifier.json"):
+    for name in (HEAD_FILE, CLASSIFIER_FILE):
         shutil.copy2(run_dir / "model" / name, tmp / name)
     if onnx:
         export_onnx(classifier, tmp / "model.onnx", opset=opset)
-    (tmp / "README.md").write_text(model_card(metrics, run_dir, onnx=onnx), encoding="utf-8")
+    meta = json.loads((tmp / CLASSIFIER_FILE).read_text(encoding="utf-8"))
+    if not meta.get("training"):  # a run made before classifiers kept their training record
+        meta["training"] = training_summary(metrics)
+    (tmp / "README.md").write_text(model_card(meta, onnx=onnx, source=str(run_dir)), encoding="utf-8")
     (tmp / EXPORT_MARKER).write_text(json.dumps({"run": str(run_dir.resolve()), "recipe": metrics["recipe"],
                                                  "onnx": onnx}), encoding="utf-8")
     commit_directory(tmp, output)
     return output
 
 
-def onnx_input_names(classifier: TextClassifier) -> list[str]:
+def onnx_input_names(classifier: PhaseFitClassifier) -> list[str]:
     sample = classifier.tokenize(["a"])
     return [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in sample]
 
 
-def export_onnx(classifier: TextClassifier, path: Path, *, opset: int = 17) -> Path:
+def export_onnx(classifier: PhaseFitClassifier, path: Path, *, opset: int = 17) -> Path:
     classifier = classifier.eval().to("cpu")
     names = onnx_input_names(classifier)
     sample = classifier.tokenize(["a short example", "a somewhat longer example sentence for shapes"])
@@ -103,59 +106,17 @@ def export_onnx(classifier: TextClassifier, path: Path, *, opset: int = 17) -> P
     return path
 
 
-def onnx_predict(path: str | Path, classifier: TextClassifier, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
-    """Logits of the ONNX graph for ``texts`` (tokenised with the classifier's tokenizer), shape (N, C)."""
+def onnx_predict(path: str | Path, classifier: PhaseFitClassifier, texts: list[str],
+                 text_pairs: list[str] | None = None, *, batch_size: int = 64) -> np.ndarray:
+    """Logits of the ONNX graph for ``texts`` (and their ``text_pairs``, tokenised together as in training, for a
+    classifier trained on pairs), tokenised with the classifier's tokenizer; shape (N, C)."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     wanted = [i.name for i in session.get_inputs()]
     out = []
     for start in range(0, len(texts), batch_size):
-        features = classifier.tokenize(texts[start : start + batch_size])
+        pairs = None if text_pairs is None else text_pairs[start : start + batch_size]
+        features = classifier.tokenize(texts[start : start + batch_size], pairs)
         out.append(session.run(["logits"], {name: features[name].numpy() for name in wanted})[0])
     return np.concatenate(out) if out else np.zeros((0, len(classifier.label_names)), dtype=np.float32)
-
-
-def model_card(metrics: dict[str, Any], run_dir: Path, *, onnx: bool) -> str:
-    test = metrics.get("test") or {}
-    phases = " → ".join(p["name"] for p in metrics["phases"])
-    rows = "\n".join(f"| {p['name']} | {p['seconds'] / 60:.1f} | {p.get('final_loss')} |" for p in metrics["phases"])
-    labels = ", ".join(metrics["label_names"][:30]) + (" …" if len(metrics["label_names"]) > 30 else "")
-    onnx_text = ("\nONNX (encoder + head, one graph):\n\n```python\nimport onnxruntime, numpy as np\n"
-                 "from transformers import AutoTokenizer\ntok = AutoTokenizer.from_pretrained('.')\n"
-                 "session = onnxruntime.InferenceSession('model.onnx')\n"
-                 "features = tok(['book a table for two'], return_tensors='np', padding=True)\n"
-                 "logits = session.run(['logits'], {i.name: features[i.name] for i in session.get_inputs()})[0]\n```\n"
-                 if onnx else "")
-    return f"""# phasefit text classifier ({metrics['recipe']})
-
-Trained with [phasefit](https://github.com/) recipe `{metrics['recipe']}` ({phases}) from encoder
-`{metrics['model']}` on data `{metrics['data']}` (seed {metrics['seed']}; train / validation / test sizes
-{metrics['sizes']['train']} / {metrics['sizes']['validation']} / {metrics['sizes']['test']}).
-
-Labels ({len(metrics['label_names'])}): {labels}
-
-## Scores (test split, read once after training)
-
-| accuracy | macro-F1 | macro precision | macro recall |
-|---|---|---|---|
-| {test.get('accuracy', float('nan')):.4f} | {test.get('macro_f1', float('nan')):.4f} | {test.get('macro_precision', float('nan')):.4f} | {test.get('macro_recall', float('nan')):.4f} |
-
-| phase | minutes | final loss |
-|---|---|---|
-{rows}
-
-## Load it
-
-```python
-from phasefit.models.classifier import TextClassifier
-classifier = TextClassifier.load(".")           # encoder + head
-classifier.predict(["book a table for two"])
-
-from sentence_transformers import SentenceTransformer
-encoder = SentenceTransformer(".")              # the fine-tuned encoder alone
-```
-{onnx_text}
-Source run: `{run_dir}`. Limits: scores hold for data like the training data; check `metrics.json` of the run for
-per-class results before relying on rare classes.
-"""

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 FINGERPRINT_FILE = "fingerprint.json"
 NOT_RESULTS = {"progress", "plots", "phase_cache"}  # top-level keys that cannot change a run's numbers
+NOT_RESULT_KEYS = {"trainer.report_to", "trainer.dataloader_num_workers"}  # nor can these
+# Keys added after runs were made: at these values they do what the earlier runs did, so they leave the fingerprint
+# (and the comparison with an earlier run's config.yaml) unchanged.
+LATER_KEY_DEFAULTS = {"trainer.mixed_precision": "no", "trainer.gradient_accumulation_steps": 1}
 _MODEL_FILES = (".safetensors", ".bin", ".json", ".txt", ".model")
 
 
@@ -43,7 +47,8 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def result_config(config: RunConfig | dict[str, Any]) -> dict[str, Any]:
     """The flattened config keys that can change a run's results."""
     raw = config if isinstance(config, dict) else config.to_dict()
-    return {k: v for k, v in flatten(raw).items() if k.split(".")[0] not in NOT_RESULTS}
+    return {k: v for k, v in flatten(raw).items() if k.split(".")[0] not in NOT_RESULTS and k not in NOT_RESULT_KEYS
+            and not (k in LATER_KEY_DEFAULTS and v == LATER_KEY_DEFAULTS[k])}
 
 
 def config_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:

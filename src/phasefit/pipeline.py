@@ -6,7 +6,7 @@ Run directory layout::
     RUN/split.json         split record: sources, seeds, fractions, sizes, row ids of every split
     RUN/metrics.json       validation and test scores, per-phase cost and embedding diagnostics
     RUN/curves/<i>-<phase>.json   the Trainer's log history (training loss, validation scores per epoch)
-    RUN/model/             the classifier (encoder in safetensors + head), loadable with TextClassifier.load
+    RUN/model/             the classifier (encoder in safetensors + head), loadable with PhaseFitClassifier.load
 
 Validation drives early stopping and selection; the test split is scored exactly once, after training.
 """
@@ -29,7 +29,8 @@ from phasefit.io import atomic_write_json, is_temporary
 
 if TYPE_CHECKING:
     from phasefit.data import DatasetSplits, LabelledSplit
-    from phasefit.models.classifier import TextClassifier
+    from phasefit.data.memory import InMemoryData
+    from phasefit.models.classifier import PhaseFitClassifier
     from phasefit.phases.base import PhaseContext
 
 logger = logging.getLogger(__name__)
@@ -42,16 +43,20 @@ class RunDirectoryError(PhasefitError, ValueError):
 class RunResult:
     run_dir: Path
     metrics: dict[str, Any]
-    classifier: TextClassifier
+    classifier: PhaseFitClassifier
 
 
-def load_run_data(config: RunConfig) -> DatasetSplits:
-    """Load and split the data of a run config (deterministic for the config's seed)."""
+def load_run_data(config: RunConfig, tables: InMemoryData | None = None) -> DatasetSplits:
+    """Load and split the data of a run config (deterministic for the config's seed); ``tables``: data passed from
+    Python, which ``data.path`` then names by its content hash."""
     from phasefit.data import few_shot, load_splits
 
     data = config.data
+    if tables is not None and tables.spec != data.path:
+        raise RunDirectoryError(f"data.path is {data.path!r} but the data given from Python is {tables.spec}; "
+                                "pass the data the run was made with")
     splits = load_splits(
-        data.path,
+        tables if tables is not None else data.path,
         text_column=data.text_column,
         label_column=data.label_column,
         text_pair_column=data.text_pair_column,
@@ -302,18 +307,19 @@ def _completed_phases(output_dir: Path, count: int) -> int:
 
 
 def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False, resume: bool = False,
-          callbacks: list[Any] | None = None) -> RunResult:
+          callbacks: list[Any] | None = None, tables: InMemoryData | None = None) -> RunResult:
     """Train ``config``'s recipe and write the run directory. Data and model are checked before anything is
     written, so bad input leaves no half-made run behind.
 
     With ``resume``, an interrupted run continues: finished phases are loaded from ``state/``, the phase that was
     running continues from its last Trainer checkpoint (step, optimiser, schedule and random state), and the
-    result equals an uninterrupted run's (bit for bit on CPU).
+    result equals an uninterrupted run's (bit for bit on CPU). ``tables``: data passed from Python (see
+    :func:`phasefit.train`).
     """
     from transformers import set_seed
 
     from phasefit.config import ModelConfig
-    from phasefit.models.classifier import TextClassifier
+    from phasefit.models.classifier import PhaseFitClassifier
     from phasefit.models.encoder import load_encoder
     from phasefit.phases import get_phase
     from phasefit.phases.base import PhaseContext
@@ -325,7 +331,7 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
     elif has_content(output_dir) and not overwrite:
         prepare_output_dir(output_dir, overwrite=False)  # raises with the message
     set_seed(config.seed)
-    splits = load_run_data(config)
+    splits = load_run_data(config, tables)
     unlabelled, overlap = run_unlabelled(config, splits)
     encoder = load_encoder(config.model)
     max_length = run_max_length(config, splits, encoder)
@@ -393,7 +399,7 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
         if index <= done:
             phase_records.append(json.loads((output_dir / STATE_DIR / f"phase-{index}" / "record.json").read_text()))
             if last:
-                ctx.classifier = TextClassifier.load(output_dir / STATE_DIR / f"phase-{index}" / "classifier")
+                ctx.classifier = PhaseFitClassifier.load(output_dir / STATE_DIR / f"phase-{index}" / "classifier")
             continue
         hit = cache.lookup(index) if cache is not None and not last else None
         if hit is not None:
@@ -444,6 +450,9 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
         "phases": phase_records,
         "total_seconds": round(sum(p["seconds"] for p in phase_records), 3),
     }
+    from phasefit.models.card import training_summary
+
+    classifier.training_info = training_summary(metrics)  # kept in classifier.json, for the model card
     classifier.save(output_dir / "model")
     if config.plots and config.evaluate_test:
         write_plots(output_dir, splits, metrics)
@@ -462,12 +471,12 @@ def split_manifest(splits: DatasetSplits) -> dict[str, Any]:
     }
 
 
-def evaluate_split(classifier: TextClassifier, splits: DatasetSplits, part: LabelledSplit) -> dict[str, Any]:
+def evaluate_split(classifier: PhaseFitClassifier, splits: DatasetSplits, part: LabelledSplit) -> dict[str, Any]:
     from phasefit.evaluation.metrics import classification_metrics
 
     gold = splits.label_ids(part)
     index = {name: i for i, name in enumerate(classifier.label_names)}
-    predicted = [index[label] for label in classifier.predict(part.texts)]
+    predicted = [index[label] for label in classifier.predict(part.texts, part.text_pairs)]
     return classification_metrics(gold, predicted, classifier.label_names)
 
 
@@ -494,12 +503,12 @@ def write_plots(run_dir: Path, splits: DatasetSplits, metrics: dict[str, Any]) -
     plot_confusion_matrix(metrics["test"]["confusion_matrix"], splits.label_names, run_dir / "confusion_matrix.png")
 
 
-def load_run(run_dir: str | Path) -> tuple[RunConfig, TextClassifier]:
+def load_run(run_dir: str | Path) -> tuple[RunConfig, PhaseFitClassifier]:
     """The resolved config and trained classifier of a finished run directory."""
     from phasefit.config import read_yaml, validate_config
-    from phasefit.models.classifier import TextClassifier
+    from phasefit.models.classifier import PhaseFitClassifier
 
     run_dir = Path(run_dir)
     if not (run_dir / "model" / "classifier.json").is_file():
         raise RunDirectoryError(f"{run_dir} holds no finished run (no model/classifier.json); train one first")
-    return validate_config(read_yaml(run_dir / "config.yaml")), TextClassifier.load(run_dir / "model")
+    return validate_config(read_yaml(run_dir / "config.yaml")), PhaseFitClassifier.load(run_dir / "model")

@@ -1,14 +1,23 @@
-"""Recipes: named presets of the run config (phases and their settings).
+"""Recipes: named presets of the run config (phases and their settings), and building a run config from one.
 
 A recipe is configuration, not code: adding one is a dict entry here (or any ``phases: [...]`` list in a YAML file).
 Ablations of paper 000 (Table 4) differ from ``3phase`` only by their phase list or one setting.
+:func:`build_config` merges preset <- YAML file <- the Python API's settings <- ``--set`` overrides and validates
+the result with :mod:`phasefit.config`'s schema (imported only then: listing recipes needs no pydantic).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from phasefit.config import ConfigError
+import yaml
+
+from phasefit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from phasefit.config import RunConfig
 
 # paper 003's protocol: the classifier trains on the frozen pre-trained encoder (embeddings cached, so cheap epochs)
 _FROZEN_HEAD = {"freeze_encoder": True, "epochs": 100, "patience": 10, "head_lr": 1e-3, "warmup_ratio": 0.0}
@@ -63,6 +72,89 @@ def recipe_preset(name: str) -> dict[str, Any]:
     """The config keys a recipe sets; ConfigError naming the known recipes for an unknown name."""
     if name not in RECIPES:
         raise ConfigError(f"unknown recipe {name!r}; available: {', '.join(sorted(RECIPES))}")
-    import copy
-
     return copy.deepcopy(RECIPES[name])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Building a config: recipe preset <- YAML file <- keyword settings <- --set overrides
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Parse ``a.b=c`` into (["a", "b"], value); the value is read as YAML (so 3, 1e-4, true, [dae, ft] work)."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set ft.epochs=5")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set {item!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--set {item!r}: value is not valid YAML ({err})") from err
+    if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+        try:
+            value = float(value) if value.strip().lower() not in {"nan", "inf", "-inf", "infinity"} else value
+        except ValueError:
+            pass
+    return key.split("."), value
+
+
+def deep_update(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``update`` into a copy of ``base`` (dicts merge, everything else replaces)."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_update(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def build_config(
+    recipe: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: list[str] | None = None,
+    base: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+) -> RunConfig:
+    """Resolve a run config: recipe preset, then ``base``, the YAML file, ``settings`` (the Python API's keyword
+    sections) and ``--set`` overrides, in that order; then validate.
+
+    ``recipe`` (the CLI's ``--recipe``) wins over a ``recipe:`` key in the file.
+    """
+    from phasefit.config import read_yaml, validate_config
+
+    raw: dict[str, Any] = copy.deepcopy(base) if base else {}
+    if config_file is not None:
+        from_file = read_yaml(config_file)
+        check_no_code_execution(from_file.get("model") if isinstance(from_file.get("model"), dict) else {},
+                                f"config file {config_file}")
+        raw = deep_update(raw, from_file)
+    if settings:
+        raw = deep_update(raw, copy.deepcopy(settings))
+    for item in overrides or []:
+        keys, value = parse_override(item)
+        node = raw
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {key!r} is not a section")
+        node[keys[-1]] = value
+    name = recipe or raw.get("recipe") or "ft"
+    preset = recipe_preset(name)  # raises ConfigError for an unknown name
+    resolved = deep_update(preset, {k: v for k, v in raw.items() if k != "recipe"})
+    resolved["recipe"] = name
+    return validate_config(resolved)
+
+
+# Keys that let a checkpoint run code when it loads; only the command line may switch them on (docs/security.md).
+CODE_EXECUTION_FLAGS = {"trust_remote_code": "--trust-remote-code", "allow_pickle": "--set model.allow_pickle=true"}
+
+
+def check_no_code_execution(model_section: dict[str, Any], where: str) -> None:
+    """Refuse ``model.trust_remote_code`` / ``model.allow_pickle`` switched on from a file (a config or a grid):
+    a shared file must not be able to run a stranger's code; only the command line may."""
+    for key, flag in CODE_EXECUTION_FLAGS.items():
+        if model_section.get(key) not in (None, False):
+            raise ConfigError(f"{where} sets model.{key}, which lets a model run code when it loads; only the "
+                              f"command line may switch it on: remove it from the file and pass {flag}")

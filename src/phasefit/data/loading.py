@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,9 @@ from typing import Any
 import pandas as pd
 
 from phasefit.data.errors import DataError
+from phasefit.data.memory import MEMORY_PREFIX, InMemoryData
+from phasefit.data.memory import SPLIT_ALIASES as SPLIT_FILE_STEMS
+from phasefit.data.memory import Table as _Table
 from phasefit.data.splits import (
     DatasetSplits,
     LabelledSplit,
@@ -28,21 +30,7 @@ from phasefit.data.splits import (
 )
 
 SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
-SPLIT_FILE_STEMS = {"train": ("train",), "validation": ("validation", "valid", "dev"), "test": ("test",)}
 _UTF8_BOM = b"\xef\xbb\xbf"
-
-
-@dataclass
-class _Table:
-    """Raw columns of one split before validation; ``rows`` are the 1-based row numbers a user sees."""
-
-    name: str  # "train.csv" or "hf:train": used in messages and row ids f"{name}:{row}"
-    data: dict[str, list[Any]]  # column -> values, in file order
-    rows: list[int]
-
-    @classmethod
-    def from_frame(cls, name: str, frame: pd.DataFrame) -> _Table:
-        return cls(name, {str(c): frame[c].tolist() for c in frame.columns}, list(range(1, len(frame) + 1)))
 
 
 def builtin_data_path(name: str = "snips") -> Path:
@@ -323,12 +311,7 @@ def _read_hf(spec: str, label_column: str) -> dict[str, _Table]:
         hf_split = next((a for a in aliases if a in loaded), None)
         if hf_split is None:
             continue
-        ds = loaded[hf_split]
-        data = {c: ds[c] for c in ds.column_names}
-        feature = ds.features.get(label_column)
-        if isinstance(feature, datasets.ClassLabel):  # -1 marks "no label" (e.g. GLUE test sets)
-            data[label_column] = [feature.int2str(v) if v is not None and v >= 0 else None for v in data[label_column]]
-        tables[split] = _Table(f"hf:{hf_split}", data, list(range(1, ds.num_rows + 1)))
+        tables[split] = _Table.from_dataset(f"hf:{hf_split}", loaded[hf_split], label_column)
     if "train" not in tables:
         raise DataError(f"{spec}: no 'train' split (found {list(loaded)}). Use a data set with a train split.")
     return tables
@@ -409,8 +392,18 @@ def _harmonise_depth(splits: dict[str, LabelledSplit], separator: str, depth: in
                 )
 
 
+def _read_tables(spec: str, label_column: str) -> tuple[dict[str, _Table], dict[str, str]]:
+    """The split tables at a data path and where each came from."""
+    if spec.startswith("hf:"):
+        tables = _read_hf(spec, label_column)
+        return tables, {split: f"{spec}:{table.name.split(':')[1]}" for split, table in tables.items()}
+    folder = builtin_data_path(spec.split(":", 1)[1]) if spec.startswith("builtin:") else Path(spec).expanduser()
+    files = _find_split_files(folder)
+    return {split: _read_file(file) for split, file in files.items()}, {split: str(file) for split, file in files.items()}
+
+
 def load_splits(
-    path: str | os.PathLike,
+    path: str | os.PathLike | InMemoryData,
     *,
     text_column: str = "text",
     label_column: str = "label",
@@ -430,7 +423,8 @@ def load_splits(
     Args:
         path: a folder with ``train.*`` and optional ``validation.*`` (or ``valid.*``, ``dev.*``) and ``test.*``
             (.csv, .tsv, .jsonl, .json, .parquet); a single file (train only); ``"builtin:NAME"`` for a bundled
-            set; or ``"hf:NAME"`` / ``"hf:NAME:CONFIG"`` for a Hugging Face data set already in the local cache.
+            set; ``"hf:NAME"`` / ``"hf:NAME:CONFIG"`` for a Hugging Face data set already in the local cache; or
+            an :class:`~phasefit.data.memory.InMemoryData` (tables passed from Python).
         text_column, label_column, text_pair_column: column names (the pair column is optional).
         label_separator: separator of hierarchical labels (``"."`` for ``comp.sys.mac.hardware``); labels keep the
             full path, and all must have the same number of levels unless ``label_depth`` is set.
@@ -456,15 +450,16 @@ def load_splits(
             raise DataError(f"data.{name}={limit} must be a positive number of examples, or unset.")
     if label_depth is not None and (label_separator is None or label_depth < 1):
         raise DataError(f"data.label_depth={label_depth} needs data.label_separator set and a depth of at least 1.")
-    spec = os.fspath(path)
-    if spec.startswith("hf:"):
-        tables = _read_hf(spec, label_column)
-        sources = {split: f"{spec}:{table.name.split(':')[1]}" for split, table in tables.items()}
+    if isinstance(path, InMemoryData):
+        spec, tables = path.spec, path.tables
+        sources = {split: f"{spec}:{split}" for split in tables}
     else:
-        folder = builtin_data_path(spec.split(":", 1)[1]) if spec.startswith("builtin:") else Path(spec).expanduser()
-        files = _find_split_files(folder)
-        tables = {split: _read_file(file) for split, file in files.items()}
-        sources = {split: str(file) for split, file in files.items()}
+        spec = os.fspath(path)
+        if spec.startswith(MEMORY_PREFIX):
+            raise DataError(f"data.path {spec!r} names data that was passed from Python (a DataFrame, Dataset or "
+                            "lists), which only that Python call holds; pass the same data again to "
+                            "phasefit.train(..., resume=True), or save it to a file and set data.path to it")
+        tables, sources = _read_tables(spec, label_column)
     loaded = {split: _to_split(t, text_column, label_column, text_pair_column) for split, t in tables.items()}
     if label_separator is not None:
         _harmonise_depth(loaded, label_separator, label_depth)

@@ -64,7 +64,7 @@ def as_overrides(values: dict[str, Any]) -> list[str]:
 
 
 def load_grid(path: str | Path) -> GridConfig:
-    from phasefit.config import check_no_code_execution
+    from phasefit.recipes import check_no_code_execution
 
     try:
         grid = GridConfig.model_validate(read_yaml(path))

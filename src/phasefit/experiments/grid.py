@@ -114,7 +114,7 @@ def run_cells(
         StaleCellError: before any training, when a finished cell was made from another config or other data
             (unless ``overwrite``, which retrains such cells).
     """
-    from phasefit.config import build_config
+    from phasefit.recipes import build_config
     from phasefit.pipeline import train
 
     output = Path(output)

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from phasefit.config import ConfigError, RunConfig, build_config, save_config
+from phasefit.config import ConfigError, RunConfig, save_config
+from phasefit.recipes import build_config
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ encoder's own parameters, so tying never resets anything.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -123,24 +124,41 @@ def load_pretrained_lm_head(decoder: nn.Module, transformer: nn.Module) -> bool:
 class DenoisingAutoEncoderLoss(nn.Module):
     """Reconstruction cross-entropy of the clean text from the noisy text's sentence vector.
 
+    The sentence-transformers loss contract (``forward(sentence_features, labels)``, ``get_config_dict``,
+    ``citation``), so it also trains in ``SentenceTransformerTrainer``: ``sentence_features`` is
+    ``[source, target]``, the tokenised noisy and clean texts, as in sentence-transformers' own
+    ``DenoisingAutoEncoderLoss``; ``labels`` is unused.
+
     Args:
-        encoder: the sentence-transformers model being trained (its output vector is the bottleneck).
+        model: the sentence-transformers model being trained (its output vector is the bottleneck).
         pad_token_id: ignored in the loss.
         tie: share the decoder's weights with the encoder (TSDAE default; halves the parameters).
-
-    Inputs: ``source`` (tokenised noisy texts) and ``target`` (tokenised clean texts), padded batches.
     """
 
-    def __init__(self, encoder: SentenceTransformer, *, pad_token_id: int, tie: bool = True):
+    citation = """@inproceedings{wang-2021-TSDAE,
+    title = "TSDAE: Using Transformer-based Sequential Denoising Auto-Encoderfor Unsupervised Sentence Embedding Learning",
+    author = "Wang, Kexin and Reimers, Nils and Gurevych, Iryna",
+    booktitle = "Findings of the Association for Computational Linguistics: EMNLP 2021",
+    year = "2021",
+    pages = "671--688",
+}"""
+
+    def __init__(self, model: SentenceTransformer, *, pad_token_id: int, tie: bool = True):
         super().__init__()
-        self.encoder = encoder
-        self.decoder = build_decoder(encoder, tie=tie)
-        pretrained = load_pretrained_lm_head(self.decoder, transformer_of(encoder))
+        self.model = model
+        self.decoder = build_decoder(model, tie=tie)
+        pretrained = load_pretrained_lm_head(self.decoder, transformer_of(model))
         self.lm_head_source = "pretrained" if pretrained else "random"  # recorded with the phase
         self.pad_token_id = pad_token_id
+        self.tie = tie
 
-    def forward(self, source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> torch.Tensor:
-        sentence = self.encoder(dict(source))["sentence_embedding"]  # (B, D)
+    def get_config_dict(self) -> dict[str, Any]:
+        return {"tie": self.tie, "pad_token_id": self.pad_token_id, "lm_head": self.lm_head_source}
+
+    def forward(self, sentence_features: Sequence[dict[str, torch.Tensor]],
+                labels: torch.Tensor | None = None) -> torch.Tensor:
+        source, target = sentence_features
+        sentence = self.model(dict(source))["sentence_embedding"]  # (B, D)
         ids = target["input_ids"]  # (B, T)
         logits = self.decoder(
             input_ids=ids[:, :-1],

@@ -86,7 +86,7 @@ def load_encoder(config: ModelConfig) -> SentenceTransformer:
     """
     from sentence_transformers import SentenceTransformer
 
-    from phasefit.models.compat import Normalize, Pooling
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
 
     path = resolve_model_path(config.name)
     allow_pickle = config.allow_pickle

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from phasefit.config import RunConfig
     from phasefit.data import DatasetSplits, LabelledSplit
-    from phasefit.models.classifier import TextClassifier
+    from phasefit.models.classifier import PhaseFitClassifier
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class PhaseContext:
     max_length: int
     work_dir: Path  # scratch space of the run (checkpoints); the run directory itself is the pipeline's
     unlabelled_texts: list[str] = field(default_factory=list)
-    classifier: TextClassifier | None = None
+    classifier: PhaseFitClassifier | None = None
     callbacks: list[Any] = field(default_factory=list)  # extra Trainer callbacks for the FT phase (e.g. pruning)
     resume: bool = False  # continue each phase from its last complete Trainer checkpoint
     _tokens: dict[str, list[dict[str, list[int]]]] = field(default_factory=dict, repr=False)
@@ -76,20 +76,39 @@ class PhaseContext:
         if len(train) > DIAGNOSTIC_TRAIN_LIMIT:
             keep = np.sort(np.random.default_rng(self.seed).choice(len(train), DIAGNOSTIC_TRAIN_LIMIT, replace=False))
         train_labels = np.asarray(self.splits.label_ids(train))[keep]
-        train_vectors = self.embed([train.texts[i] for i in keep])
-        val_vectors = self.embed(self.splits.validation.texts)
+        pairs = None if train.text_pairs is None else [train.text_pairs[i] for i in keep]
+        train_vectors = self.embed([train.texts[i] for i in keep], pairs)
+        val_vectors = self.embed(self.splits.validation.texts, self.splits.validation.text_pairs)
         scores = embedding_diagnostics(train_vectors, train_labels, val_vectors,
                                        self.splits.label_ids(self.splits.validation))
         record = {"validation_knn_accuracy": scores["knn_accuracy"], "validation_silhouette": scores["silhouette"]}
         return record, val_vectors
 
     @torch.no_grad()
-    def embed(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
-        """Sentence embeddings of the current encoder (eval mode), shape (N, D)."""
+    def embed(self, texts: list[str], text_pairs: list[str] | None = None, *, batch_size: int = 64) -> np.ndarray:
+        """Sentence embeddings of the current encoder (eval mode), shape (N, D); of (text, pair) inputs, tokenised
+        together as the classifier sees them, when ``text_pairs`` is given."""
         self.encoder.max_seq_length = self.max_length
-        return self.encoder.encode(
-            texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
-        ).astype(np.float32)
+        if text_pairs is None:
+            return self.encoder.encode(
+                texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
+            ).astype(np.float32)
+        was_training = self.encoder.training
+        self.encoder.eval()
+        device = next(self.encoder.parameters()).device
+        out = []
+        for start in range(0, len(texts), batch_size):
+            features = self.encoder.tokenizer(texts[start : start + batch_size], text_pairs[start : start + batch_size],
+                                              padding=True, truncation=True, max_length=self.max_length,
+                                              return_tensors="pt")
+            features = {k: v.to(device) for k, v in features.items()}
+            out.append(self.encoder(features)["sentence_embedding"].float().cpu().numpy())
+        self.encoder.train(was_training)
+        if not out:
+            from phasefit.models.encoder import embedding_dimension
+
+            return np.zeros((0, embedding_dimension(self.encoder)), dtype=np.float32)
+        return np.concatenate(out)
 
 
 def tokenize(

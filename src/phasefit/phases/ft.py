@@ -19,12 +19,13 @@ from torch import nn
 from phasefit.config import FTConfig
 from phasefit.evaluation.metrics import classification_metrics
 from phasefit.losses.contrastive import supervised_contrastive_loss
-from phasefit.models.classifier import HeadOnly, MLPHead, TextClassifier
+from phasefit.models.classifier import HeadOnly, MLPHead, PhaseFitClassifier
 from phasefit.models.encoder import embedding_dimension
 from phasefit.phases.base import PhaseContext
 from phasefit.training.cost import trainable_parameters
 from phasefit.training.optim import make_optimizer, parameter_groups
-from phasefit.training.trainer import build_training_arguments, final_train_loss, quiet_trainer
+from phasefit.training.trainer import (build_training_arguments, final_train_loss, quiet_trainer,
+                                       reporting_callbacks)
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class _ListDataset(torch.utils.data.Dataset):
 class CrossEntropySCL(nn.Module):
     """L = (1 - lambda) CE + lambda SCL on the l2-normalised sentence embeddings (paper 002 eq. 1-3)."""
 
-    def __init__(self, classifier: TextClassifier, weight: float, temperature: float, reduction: str = "mean"):
+    def __init__(self, classifier: PhaseFitClassifier, weight: float, temperature: float, reduction: str = "mean"):
         super().__init__()
         self.classifier = classifier
         self.weight = weight
@@ -80,8 +81,9 @@ class FTPhase:
         torch.manual_seed(ctx.seed)  # the head's initial weights depend on the run seed only
         head = MLPHead(embedding_dimension(ctx.encoder), cfg.head_hidden, splits.num_labels,
                        dropout=cfg.head_dropout, activation=cfg.activation)
-        classifier = TextClassifier(ctx.encoder, head, splits.label_names, max_length=ctx.max_length,
-                                    label_separator=splits.label_separator)
+        classifier = PhaseFitClassifier(ctx.encoder, head, splits.label_names, max_length=ctx.max_length,
+                                        label_separator=splits.label_separator,
+                                        text_pairs=splits.train.text_pairs is not None)
         train_labels = splits.label_ids(splits.train)
         val_labels = splits.label_ids(splits.validation)
 
@@ -89,8 +91,8 @@ class FTPhase:
             # Embed once; the Trainer then sees only the head and cached vectors.
             for param in ctx.encoder.parameters():
                 param.requires_grad_(False)
-            train_vectors = ctx.embed(splits.train.texts)
-            val_vectors = ctx.embed(splits.validation.texts)
+            train_vectors = ctx.embed(splits.train.texts, splits.train.text_pairs)
+            val_vectors = ctx.embed(splits.validation.texts, splits.validation.text_pairs)
             train_rows = [{"embeddings": torch.from_numpy(v), "labels": y} for v, y in zip(train_vectors, train_labels)]
             val_rows = [{"embeddings": torch.from_numpy(v), "labels": y} for v, y in zip(val_vectors, val_labels)]
             model: torch.nn.Module = HeadOnly(head)
@@ -124,7 +126,8 @@ class FTPhase:
             data_collator=collator,
             compute_metrics=compute_metrics,
             optimizers=(optimizer, None),
-            callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience), *ctx.callbacks],
+            callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience), *ctx.callbacks,
+                       *reporting_callbacks(ctx, self.name)],
         )
         if cfg.sampler == "label-aware":
             trainer.train_sampler = LabelAwareSampler(train_labels, ctx.seed)

@@ -19,7 +19,6 @@ from torch import nn
 from phasefit.config import CLConfig, OptimConfig
 from phasefit.data.noise import delete_words
 from phasefit.data.pairs import balance_classes, build_pairs, sample_setfit_pairs
-from phasefit.losses.cosine import CosineMSELoss
 from phasefit.losses.dae import DenoisingAutoEncoderLoss
 from phasefit.models.encoder import embedding_dimension
 from phasefit.phases.base import PhaseContext, best_epoch_callback, tokenize
@@ -42,7 +41,7 @@ def add_dense_layer(ctx: PhaseContext, *, before_normalize: bool = False) -> int
     between pooling and the normalisation, so what it reads (and, in DAE, what the decoder attends to) is the raw
     pooled vector, as in TSDAE; otherwise it is appended after the last module.
     """
-    from phasefit.models.compat import Dense, Normalize
+    from sentence_transformers.sentence_transformer.modules import Dense, Normalize
 
     dim = embedding_dimension(ctx.encoder)
     dense = Dense(dim, dim, activation_function=nn.Identity(), init_weight=torch.eye(dim), init_bias=torch.zeros(dim))
@@ -53,6 +52,14 @@ def add_dense_layer(ctx: PhaseContext, *, before_normalize: bool = False) -> int
         return index
     ctx.encoder.append(dense)
     return len(ctx.encoder) - 1
+
+
+def cosine_pair_loss(encoder: Any) -> nn.Module:
+    """Paper 000 eq. 3, L_CL = mean over pairs of (target - cos(u, v))^2: sentence-transformers'
+    ``CosineSimilarityLoss`` (MSE between the cosine of the two embeddings and the pair target)."""
+    from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
+
+    return CosineSimilarityLoss(encoder)
 
 
 class _Objective(nn.Module):
@@ -70,9 +77,9 @@ class _Objective(nn.Module):
     def forward(self, **batch: Any) -> dict[str, torch.Tensor]:
         parts = {}
         if "dae" in self.losses:
-            parts["dae"] = self.losses["dae"](batch["source"], batch["target"])
+            parts["dae"] = self.losses["dae"]([batch["source"], batch["target"]])
         if "cl" in self.losses:
-            parts["cl"] = self.losses["cl"](batch["a"], batch["b"], batch["labels"])
+            parts["cl"] = self.losses["cl"]([batch["a"], batch["b"]], batch["labels"])
         return {"loss": sum(self.weights[name] * value for name, value in parts.items())}
 
     def _duplicate_names(self, state: dict[str, torch.Tensor]) -> list[str]:
@@ -217,7 +224,7 @@ def train_objective(
     sampler: torch.utils.data.Sampler | None = None,
 ) -> dict[str, Any]:
     """Train an objective with the Trainer for ``cfg.epochs`` (no evaluation: these phases shape the encoder)."""
-    from phasefit.training.trainer import phase_trainer_class
+    from phasefit.training.trainer import phase_trainer_class, reporting_callbacks
 
     if not items:
         raise ValueError(f"phase {phase}: nothing to train on (0 examples)")
@@ -226,8 +233,9 @@ def train_objective(
     optimizer = make_optimizer(groups, cfg)
     args = build_training_arguments(ctx, phase=phase, cfg=cfg, group_by_length=False)
     selection = best_epoch_callback(ctx, phase) if getattr(cfg, "select_epoch", False) else None
+    callbacks = ([selection] if selection else []) + reporting_callbacks(ctx, phase)
     trainer = phase_trainer_class()(model=objective, args=args, train_dataset=_Items(items), data_collator=collator,
-                                    optimizers=(optimizer, None), callbacks=[selection] if selection else None)
+                                    optimizers=(optimizer, None), callbacks=callbacks or None)
     trainer.train_sampler = sampler
     trainer.phase_name = phase
     quiet_trainer(trainer)
@@ -276,7 +284,7 @@ class CLPhase:
         cfg = ctx.config.cl
         add_dense_layer(ctx)
         pairs, stats = contrastive_pairs(ctx, cfg)
-        objective = _Objective(cl=CosineMSELoss(ctx.encoder))
+        objective = _Objective(cl=cosine_pair_loss(ctx.encoder))
         items = pair_items(ctx, pairs)
         record = train_objective(ctx, self.name, objective, items, PairCollator(ctx.encoder.tokenizer), cfg,
                                  sampler=EpochSeededSampler(len(items), ctx.seed))
@@ -297,7 +305,7 @@ class JointPhase:
         add_dense_layer(ctx, before_normalize=ctx.config.dae.bottleneck == "before_normalize")  # DAE's bottleneck
         loss_dae = DenoisingAutoEncoderLoss(ctx.encoder, pad_token_id=ctx.encoder.tokenizer.pad_token_id,
                                             tie=cfg.tie_decoder)
-        objective = _Objective(dae=loss_dae, cl=CosineMSELoss(ctx.encoder))
+        objective = _Objective(dae=loss_dae, cl=cosine_pair_loss(ctx.encoder))
         objective.weights = {"dae": cfg.dae_weight, "cl": cfg.cl_weight}
         pairs, stats = contrastive_pairs(ctx, ctx.config.cl)
         pair_list = pair_items(ctx, pairs)

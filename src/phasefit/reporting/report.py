@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -123,7 +124,19 @@ def _pyplot():
     return plt
 
 
-def bar_chart(rows: Sequence[dict[str, Any]], path: Path, metric: str = "test_accuracy") -> Path:
+def _finish(fig: Any, path: Path, figures: dict[str, Any] | None, caption: str) -> Path:
+    """Save ``fig`` to ``path``; keep it open in ``figures`` (the Python API returns them) or close it."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    if figures is not None:
+        figures[caption] = fig
+    else:
+        _pyplot().close(fig)
+    return path
+
+
+def bar_chart(rows: Sequence[dict[str, Any]], path: Path, metric: str = "test_accuracy", *,
+              figures: dict[str, Any] | None = None, caption: str = "accuracy") -> Path:
     plt = _pyplot()
     datasets = _ordered(r["dataset"] for r in rows)
     recipes = _ordered(r["recipe"] for r in rows)
@@ -142,13 +155,11 @@ def bar_chart(rows: Sequence[dict[str, Any]], path: Path, metric: str = "test_ac
     low = min((100 * r[metric] for r in rows), default=0)
     ax.set_ylim(max(0, low - 10), 100)
     ax.legend(fontsize=8, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish(fig, path, figures, caption)
 
 
-def curves_plot(run_dir: Path, path: Path) -> Path | None:
+def curves_plot(run_dir: Path, path: Path, *, figures: dict[str, Any] | None = None,
+                caption: str = "curves") -> Path | None:
     """Training loss per phase (by step) and, for the FT phase, validation scores per epoch."""
     files = sorted((run_dir / "curves").glob("*.json"), key=lambda p: int(p.name.split("-")[0]))
     if not files:
@@ -169,18 +180,32 @@ def curves_plot(run_dir: Path, path: Path) -> Path | None:
             twin.set_ylim(0, 1.02)
             twin.legend(loc="center right", fontsize=7)
         ax.legend(loc="upper right", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish(fig, path, figures, caption)
 
 
 # ------------------------------------------------------------------------------------------------------------------
 # The report
 
 
-def build_report(output: Path) -> list[Block]:
-    rows = read_results(output)
+def run_rows(run_dirs: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Result rows (as a grid's ``results.jsonl`` holds them) of finished run directories."""
+    from phasefit.experiments.grid import flatten_metrics
+
+    rows = []
+    for run_dir in run_dirs:
+        metrics_file = Path(run_dir) / "metrics.json"
+        if not metrics_file.is_file():
+            raise FileNotFoundError(f"{run_dir} holds no finished run (no metrics.json); pass finished run folders")
+        rows.append({"cell": str(Path(run_dir).resolve()),
+                     **flatten_metrics(json.loads(metrics_file.read_text(encoding="utf-8")))})
+    return rows
+
+
+def build_report(output: Path, rows: list[dict[str, Any]] | None = None,
+                 figures: dict[str, Any] | None = None) -> list[Block]:
+    """The report's blocks for the runs of a grid folder (or ``rows``); figures drawn here are kept open in
+    ``figures`` when given."""
+    rows = read_results(output) if rows is None else rows
     for row in rows:
         row.setdefault("dataset", Path(str(row.get("data"))).name)
         row.setdefault("variant", "default")
@@ -225,7 +250,8 @@ def build_report(output: Path) -> list[Block]:
                              "a run) or the peak allocated GPU memory. Examples are texts for DAE/FT and pairs for CL."),
                Block("table", cost_table(rows)),
                Block("heading", "Plots"),
-               Block("image", bar_chart(rows, files / "accuracy_bars.png", metric=f"{split}_accuracy"),
+               Block("image", bar_chart(rows, files / "accuracy_bars.png", metric=f"{split}_accuracy", figures=figures,
+                                        caption=f"{split} accuracy by recipe"),
                      f"{split} accuracy by recipe (error bars: std over seeds)")]
     for (dataset,), members in group_rows(rows, "dataset").items():
         for (recipe,), runs in group_rows(members, "recipe").items():
@@ -234,7 +260,8 @@ def build_report(output: Path) -> list[Block]:
             label = f"{dataset} / {recipe}, seed {best['seed']} (best validation accuracy of {len(runs)})"
             if (run_dir / "embeddings.png").is_file():
                 blocks.append(Block("image", run_dir / "embeddings.png", f"embeddings after each phase: {label}"))
-            curves = curves_plot(run_dir, files / f"curves-{dataset}-{recipe}.png".replace("/", "_"))
+            curves = curves_plot(run_dir, files / f"curves-{dataset}-{recipe}.png".replace("/", "_"),
+                                 figures=figures, caption=f"curves: {dataset} / {recipe}")
             if curves is not None:
                 blocks.append(Block("image", curves, f"training and validation curves: {label}"))
         best = max(members, key=lambda r: r["validation_accuracy"])
@@ -268,10 +295,15 @@ td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}figure{margi
 figcaption{font-size:13px;color:#555}code{background:#f3f3f3;padding:1px 4px}"""
 
 
-def write_report(output: str | Path) -> tuple[Path, Path]:
-    """Write ``report.md`` and the self-contained ``report.html`` for a grid folder; returns both paths."""
-    output = Path(output)
-    blocks = build_report(output)
+def write_report(output: str | Path, rows: list[dict[str, Any]] | None = None,
+                 figures: dict[str, Any] | None = None) -> tuple[Path, Path]:
+    """Write ``report.md`` and the self-contained ``report.html`` for a grid folder (or for ``rows`` into
+    ``output``); returns both paths."""
+    return render_report(Path(output), build_report(Path(output), rows, figures))
+
+
+def render_report(output: Path, blocks: list[Block]) -> tuple[Path, Path]:
+    """``report.md`` and ``report.html`` of ``blocks`` in ``output``."""
     md, body = [], []
     for block in blocks:
         if block.kind == "heading":
@@ -287,7 +319,8 @@ def write_report(output: str | Path) -> tuple[Path, Path]:
                         + _html_table(block.content))
         elif block.kind == "image":
             image = Path(block.content)
-            md.append(f"![{block.caption}]({image.resolve().relative_to(output.resolve()).as_posix()})\n\n*{block.caption}*")
+            link = Path(os.path.relpath(image.resolve(), output.resolve())).as_posix()  # runs may lie outside output
+            md.append(f"![{block.caption}]({link})\n\n*{block.caption}*")
             data = base64.b64encode(image.read_bytes()).decode("ascii")
             body.append(f'<figure><img alt="{html.escape(block.caption)}" src="data:image/png;base64,{data}">'
                         f"<figcaption>{html.escape(block.caption)}</figcaption></figure>")
@@ -297,3 +330,61 @@ def write_report(output: str | Path) -> tuple[Path, Path]:
             f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n")
     atomic_write_text(html_path, page)
     return md_path, html_path
+
+
+@dataclass
+class Report:
+    """What :func:`report` returns: the tables as pandas DataFrames and the figures as matplotlib ``Figure``
+    objects (both keyed by caption), and the files it wrote."""
+
+    tables: dict[str, Any]
+    figures: dict[str, Any]
+    markdown: Path
+    html: Path
+
+    def _repr_html_(self) -> str:  # a notebook shows the tables
+        return "".join(f"<h4>{html.escape(name)}</h4>{frame.to_html()}" for name, frame in self.tables.items())
+
+
+def report(runs: str | Path | Sequence[str | Path], output: str | Path | None = None) -> Report:
+    """Tables and figures of a set of runs, as objects and as ``report.md`` + ``report.html``.
+
+    Args:
+        runs: a grid folder (``phasefit run``, ``experiment``, a protocol: it holds ``results.jsonl``), or a list of
+            finished run directories (``phasefit.train``'s ``clf.run.run_dir``, ``phasefit train --output``).
+        output: where ``report.md``/``report.html`` go (default: the grid folder; required for a list of runs).
+
+    Returns:
+        A :class:`Report`: ``tables`` (caption -> DataFrame, values as printed, mean ± std (n)), ``figures``
+        (caption -> matplotlib Figure), and the paths ``markdown`` and ``html``.
+
+    Example:
+        >>> rep = phasefit.report(["runs/a", "runs/b"], output="reports/ab")   # doctest: +SKIP
+        >>> rep.tables["Accuracy (paper 000 Table 3)"]                          # doctest: +SKIP
+    """
+    import pandas as pd
+
+    if isinstance(runs, (str, Path)):
+        folder, rows = Path(runs), None
+        output = Path(output) if output is not None else folder
+        if output != folder:
+            rows = read_results(folder)
+            for row in rows:
+                row["cell"] = str((folder / row["cell"]).resolve())
+    else:
+        if output is None:
+            raise ValueError("report(list of runs) needs output=, the folder for report.md and report.html")
+        output, rows = Path(output), run_rows(list(runs))
+    output.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, Any] = {}
+    blocks = build_report(output, rows, figures)
+    md_path, html_path = render_report(output, blocks)
+    tables: dict[str, Any] = {}
+    heading = ""
+    for block in blocks:
+        if block.kind == "heading":
+            heading = block.content
+        elif block.kind == "table":
+            name = heading + (f" ({block.caption})" if block.caption else "")
+            tables[name] = pd.DataFrame(block.content.rows, columns=block.content.header)
+    return Report(tables, figures, md_path, html_path)

@@ -33,6 +33,7 @@ def build_training_arguments(
     best epoch restored at the end."""
     from transformers import TrainingArguments
 
+    trainer = ctx.config.trainer
     eval_args: dict[str, Any] = {"eval_strategy": "no"}
     if evaluate:
         eval_args = {
@@ -55,7 +56,11 @@ def build_training_arguments(
         logging_strategy="steps",
         logging_steps=1,  # per-step losses: exact curves, and a resumed run logs the same values
         logging_first_step=True,
-        report_to="none",
+        report_to=[name for name in trainer.report_to if name != "tensorboard"] or "none",
+        run_name=f"{ctx.work_dir.name}-{phase}",
+        gradient_accumulation_steps=trainer.gradient_accumulation_steps,
+        dataloader_num_workers=trainer.dataloader_num_workers,
+        **precision_arguments(trainer.mixed_precision),
         seed=ctx.seed,
         data_seed=ctx.seed,
         disable_tqdm=not ctx.config.progress,
@@ -67,6 +72,39 @@ def build_training_arguments(
         **eval_args,
         **scheduler_arguments(cfg.schedule, cfg.warmup_ratio, cfg.min_lr_ratio),
     )
+
+
+def precision_arguments(mode: str) -> dict[str, bool]:
+    """``bf16``/``fp16`` flags of ``TrainingArguments`` for ``trainer.mixed_precision``: ``auto`` is bf16 on a GPU
+    that supports it, fp16 on other GPUs, and off on CPU (bf16 runs slower than fp32 on CPUs without AMX: SPEC §8)."""
+    if mode == "auto":
+        if not torch.cuda.is_available():
+            return {"bf16": False, "fp16": False}
+        mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if mode == "fp16" and not torch.cuda.is_available():
+        raise TrainerOptionError("trainer.mixed_precision=fp16 needs a CUDA GPU; use 'auto' (off on CPU), 'bf16' or "
+                                 "'no'")
+    return {"bf16": mode == "bf16", "fp16": mode == "fp16"}
+
+
+def reporting_callbacks(ctx: PhaseContext, phase: str) -> list[Any]:
+    """A TensorBoard writer for the phase when ``trainer.report_to`` names tensorboard: event files go to
+    ``RUN/logs/<phase>`` (the Trainer's default, under the checkpoints, is deleted when the run finishes). Other
+    integrations (wandb, mlflow, ...) are the Trainer's own, through ``report_to``."""
+    if "tensorboard" not in ctx.config.trainer.report_to:
+        return []
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise TrainerOptionError("trainer.report_to=tensorboard needs the tensorboard package: pip install "
+                                 "tensorboard (or pip install 'phasefit[tensorboard]')") from None
+    from transformers.integrations import TensorBoardCallback
+
+    return [TensorBoardCallback(SummaryWriter(log_dir=str(ctx.work_dir / "logs" / phase)))]
+
+
+class TrainerOptionError(PhasefitError, ValueError):
+    """A ``trainer.*`` option this machine or environment cannot honour."""
 
 
 def final_train_loss(log_history: list[dict[str, Any]], result: Any = None) -> float | None:
