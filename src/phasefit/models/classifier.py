@@ -38,6 +38,15 @@ class ModelFolderError(PhasefitError, ValueError):
     """A folder is not a phasefit classifier, or saving there would replace files phasefit did not write."""
 
 
+def logits_and_loss(logits: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """The Trainer's output contract for a classifier: ``{"logits"}``, plus the cross-entropy ``"loss"`` when
+    labels are given."""
+    out = {"logits": logits}
+    if labels is not None:
+        out["loss"] = nn.functional.cross_entropy(logits, labels)
+    return out
+
+
 class MLPHead(nn.Module):
     """Linear -> activation -> dropout -> Linear (paper 000 eq. 7-8; the paper's code forgot the activation)."""
 
@@ -61,11 +70,7 @@ class HeadOnly(nn.Module):
         self.head = head
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        logits = self.head(embeddings)
-        out = {"logits": logits}
-        if labels is not None:
-            out["loss"] = nn.functional.cross_entropy(logits, labels)
-        return out
+        return logits_and_loss(self.head(embeddings), labels)
 
 
 class PhaseFitClassifier(nn.Module, ModelHubMixin, library_name="phasefit", pipeline_tag="text-classification",
@@ -112,11 +117,7 @@ class PhaseFitClassifier(nn.Module, ModelHubMixin, library_name="phasefit", pipe
     # -- training -------------------------------------------------------------------------------------------------
     def forward(self, labels: torch.Tensor | None = None, **features: torch.Tensor) -> dict[str, torch.Tensor]:
         embeddings = self.encoder(dict(features))["sentence_embedding"]  # (B, D)
-        logits = self.head(embeddings)  # (B, C)
-        out = {"logits": logits}
-        if labels is not None:
-            out["loss"] = nn.functional.cross_entropy(logits, labels)
-        return out
+        return logits_and_loss(self.head(embeddings), labels)  # logits (B, C)
 
     # -- inference ------------------------------------------------------------------------------------------------
     @property

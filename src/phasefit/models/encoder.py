@@ -26,7 +26,8 @@ DEFAULT_MODEL_ALIASES = {
     "all-MiniLM-L6-v2",
     "default",
 }
-_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+_SAFE_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+_WEIGHT_FILES = (*_SAFE_WEIGHT_FILES, "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
 class ModelError(PhasefitError, ValueError):
@@ -71,11 +72,9 @@ def resolve_model_path(name: str) -> Path:
         ) from None
 
 
-def _has_weights(folder: Path) -> bool:
-    for candidate in (folder, folder / "0_Transformer"):
-        if any((candidate / name).exists() for name in _WEIGHT_FILES):
-            return True
-    return False
+def _has_weights(folder: Path, names: tuple[str, ...] = _WEIGHT_FILES) -> bool:
+    """Whether the folder (or its ``0_Transformer/``) holds one of the weight files ``names``."""
+    return any((candidate / name).exists() for candidate in (folder, folder / "0_Transformer") for name in names)
 
 
 def load_encoder(config: ModelConfig) -> SentenceTransformer:
@@ -90,7 +89,7 @@ def load_encoder(config: ModelConfig) -> SentenceTransformer:
 
     path = resolve_model_path(config.name)
     allow_pickle = config.allow_pickle
-    if not allow_pickle and not _has_safetensors(path):
+    if not allow_pickle and not _has_weights(path, _SAFE_WEIGHT_FILES):
         raise ModelError(
             f"model {path} has only pickle weights (pytorch_model.bin), which can run code when loaded; convert it "
             "to safetensors, or pass --set model.allow_pickle=true if you trust the file"
@@ -112,10 +111,6 @@ def load_encoder(config: ModelConfig) -> SentenceTransformer:
         encoder = SentenceTransformer(modules=[*modules, pooling], device=str(encoder.device))
     return encoder
 
-
-def _has_safetensors(folder: Path) -> bool:
-    return any((candidate / name).exists() for candidate in (folder, folder / "0_Transformer")
-               for name in ("model.safetensors", "model.safetensors.index.json"))
 
 
 def embedding_dimension(encoder: SentenceTransformer) -> int:

@@ -59,12 +59,10 @@ class PhaseContext:
         recognisable by its missing ``trainer_state.json``, which the Trainer writes last)."""
         if not self.resume:
             return None
-        folder = self.work_dir / "checkpoints" / phase
-        candidates = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]), reverse=True)
-        for candidate in candidates:
-            if (candidate / "trainer_state.json").is_file():
-                return str(candidate)
-        return None
+        from phasefit.training.trainer import checkpoints
+
+        complete = checkpoints(self.work_dir / "checkpoints" / phase, complete=True)
+        return str(complete[0]) if complete else None
 
     def embedding_scores(self) -> tuple[dict[str, Any], np.ndarray]:
         """k-NN accuracy and silhouette of the current encoder's validation embeddings (the reference set is the
@@ -130,47 +128,3 @@ class Phase(Protocol):
     name: ClassVar[str]
 
     def run(self, ctx: PhaseContext) -> dict[str, Any]: ...
-
-
-def best_epoch_callback(ctx: PhaseContext, phase: str) -> Any:
-    """A Trainer callback for ``select_epoch``: after every epoch it scores the encoder's validation k-NN accuracy
-    and keeps the best epoch's encoder weights; :meth:`restore` loads them back after training (paper 000 picked
-    each phase's best model on validation). The best weights and the per-epoch scores live on disk beside the
-    phase's checkpoints, so a resumed phase keeps what it had selected before the kill."""
-    import json
-
-    from safetensors.torch import load_file, save_file
-    from transformers import TrainerCallback
-
-    from phasefit.io import atomic_directory, atomic_write_json, commit_directory
-
-    folder = ctx.work_dir / "checkpoints" / phase / "best-epoch"
-
-    class BestEpoch(TrainerCallback):
-        def __init__(self) -> None:
-            record = folder / "record.json"
-            saved = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {}
-            self.best: dict[str, Any] | None = saved.get("best")
-            self.history: list[dict[str, Any]] = saved.get("history", [])
-
-        def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            scores, _ = ctx.embedding_scores()
-            entry = {"epoch": round(state.epoch or 0, 3), "validation_knn_accuracy": scores["validation_knn_accuracy"]}
-            self.history.append(entry)
-            if self.best is None or entry["validation_knn_accuracy"] > self.best["validation_knn_accuracy"]:
-                self.best = entry
-                tmp = atomic_directory(folder / "weights")
-                state_dict = {k: v.detach().clone().contiguous() for k, v in ctx.encoder.state_dict().items()}
-                save_file(state_dict, tmp / "encoder.safetensors")
-                commit_directory(tmp, folder / "weights")
-            atomic_write_json(folder / "record.json", {"best": self.best, "history": self.history})
-
-        def restore(self) -> dict[str, Any]:
-            """Load the best epoch's weights into the encoder; the phase record's selection fields."""
-            if self.best is None:  # no epoch finished (max_steps inside the first epoch): keep the last weights
-                return {"selected_epoch": None, "epoch_validation_knn": self.history}
-            weights = load_file(folder / "weights" / "encoder.safetensors", device=str(ctx.encoder.device))
-            ctx.encoder.load_state_dict(weights)
-            return {"selected_epoch": self.best["epoch"], "epoch_validation_knn": self.history}
-
-    return BestEpoch()

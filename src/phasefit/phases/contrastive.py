@@ -18,7 +18,7 @@ from phasefit.data.noise import delete_words
 from phasefit.losses.contrastive import SupConLoss
 from phasefit.models.encoder import embedding_dimension
 from phasefit.phases.base import PhaseContext
-from phasefit.phases.staged import train_objective
+from phasefit.training.objective import train_objective
 
 
 class ProjectionHead(nn.Module):

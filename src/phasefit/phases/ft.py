@@ -19,26 +19,16 @@ from torch import nn
 from phasefit.config import FTConfig
 from phasefit.evaluation.metrics import classification_metrics
 from phasefit.losses.contrastive import supervised_contrastive_loss
-from phasefit.models.classifier import HeadOnly, MLPHead, PhaseFitClassifier
+from phasefit.models.classifier import HeadOnly, MLPHead, PhaseFitClassifier, logits_and_loss
 from phasefit.models.encoder import embedding_dimension
 from phasefit.phases.base import PhaseContext
 from phasefit.training.cost import trainable_parameters
 from phasefit.training.optim import make_optimizer, parameter_groups
+from phasefit.training.objective import ListDataset
 from phasefit.training.trainer import (build_training_arguments, final_train_loss, quiet_trainer,
                                        reporting_callbacks)
 
 logger = logging.getLogger(__name__)
-
-
-class _ListDataset(torch.utils.data.Dataset):
-    def __init__(self, rows: list[dict[str, Any]]):
-        self.rows = rows
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.rows[index]
 
 
 class CrossEntropySCL(nn.Module):
@@ -53,12 +43,10 @@ class CrossEntropySCL(nn.Module):
 
     def forward(self, labels: torch.Tensor | None = None, **features: torch.Tensor) -> dict[str, torch.Tensor]:
         embeddings = self.classifier.encoder(dict(features))["sentence_embedding"]  # (B, D)
-        logits = self.classifier.head(embeddings)  # (B, C)
-        out = {"logits": logits}
+        out = logits_and_loss(self.classifier.head(embeddings), labels)  # logits (B, C)
         if labels is not None:
-            ce = nn.functional.cross_entropy(logits, labels)
             scl = supervised_contrastive_loss(embeddings, labels, self.temperature, self.reduction)
-            out["loss"] = (1 - self.weight) * ce + self.weight * scl
+            out["loss"] = (1 - self.weight) * out["loss"] + self.weight * scl
         return out
 
 
@@ -121,8 +109,8 @@ class FTPhase:
         trainer = phase_trainer_class()(
             model=model,
             args=args,
-            train_dataset=_ListDataset(train_rows),
-            eval_dataset=_ListDataset(val_rows),
+            train_dataset=ListDataset(train_rows),
+            eval_dataset=ListDataset(val_rows),
             data_collator=collator,
             compute_metrics=compute_metrics,
             optimizers=(optimizer, None),

@@ -16,16 +16,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from phasefit.config import CLConfig, OptimConfig
+from phasefit.config import CLConfig
 from phasefit.data.noise import delete_words
 from phasefit.data.pairs import balance_classes, build_pairs, sample_setfit_pairs
 from phasefit.losses.dae import DenoisingAutoEncoderLoss
 from phasefit.models.encoder import embedding_dimension
-from phasefit.phases.base import PhaseContext, best_epoch_callback, tokenize
-from phasefit.training.cost import trainable_parameters
-from phasefit.training.optim import make_optimizer, parameter_groups
+from phasefit.phases.base import PhaseContext, tokenize
 from phasefit.training.sampling import EpochSeededSampler
-from phasefit.training.trainer import build_training_arguments, final_train_loss, quiet_trainer
+from phasefit.training.objective import train_objective
 
 logger = logging.getLogger(__name__)
 
@@ -106,17 +104,6 @@ class _Objective(nn.Module):
 
     def tie_weights(self) -> None:
         """Nothing to re-tie: shared tensors are one object, restored through their first name."""
-
-
-class _Items(torch.utils.data.Dataset):
-    def __init__(self, items: list[Any]):
-        self.items = items
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> Any:
-        return self.items[index]
 
 
 def noise_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
@@ -211,46 +198,6 @@ def pair_items(ctx: PhaseContext, pairs: list[tuple[str, str, float]]) -> list[d
     unique = sorted({text for a, b, _ in pairs for text in (a, b)})
     tokens = dict(zip(unique, tokenize(ctx.encoder, unique, ctx.max_length)))
     return [{"a": tokens[a], "b": tokens[b], "labels": target} for a, b, target in pairs]
-
-
-def train_objective(
-    ctx: PhaseContext,
-    phase: str,
-    objective: nn.Module,
-    items: list[Any],
-    collator: Any,
-    cfg: OptimConfig,
-    *,
-    sampler: torch.utils.data.Sampler | None = None,
-) -> dict[str, Any]:
-    """Train an objective with the Trainer for ``cfg.epochs`` (no evaluation: these phases shape the encoder)."""
-    from phasefit.training.trainer import phase_trainer_class, reporting_callbacks
-
-    if not items:
-        raise ValueError(f"phase {phase}: nothing to train on (0 examples)")
-    groups = parameter_groups(objective, None, lr=cfg.lr, head_lr=cfg.lr, weight_decay=cfg.weight_decay,
-                              layer_decay=cfg.layer_decay)
-    optimizer = make_optimizer(groups, cfg)
-    args = build_training_arguments(ctx, phase=phase, cfg=cfg, group_by_length=False)
-    selection = best_epoch_callback(ctx, phase) if getattr(cfg, "select_epoch", False) else None
-    callbacks = ([selection] if selection else []) + reporting_callbacks(ctx, phase)
-    trainer = phase_trainer_class()(model=objective, args=args, train_dataset=_Items(items), data_collator=collator,
-                                    optimizers=(optimizer, None), callbacks=callbacks or None)
-    trainer.train_sampler = sampler
-    trainer.phase_name = phase
-    quiet_trainer(trainer)
-    trainable = trainable_parameters(objective)
-    result = trainer.train(resume_from_checkpoint=ctx.resume_checkpoint(phase))
-    selected = selection.restore() if selection is not None else {}
-    return {
-        **selected,
-        "examples": trainer.state.global_step * cfg.batch_size if cfg.max_steps else len(items) * cfg.epochs,
-        "trainable_parameters": trainable,
-        "final_loss": final_train_loss(trainer.state.log_history, result),
-        "epochs_run": round(trainer.state.epoch or 0, 3),
-        "steps": trainer.state.global_step,
-        "log_history": trainer.state.log_history,
-    }
 
 
 # --------------------------------------------------------------------------------------------------------------

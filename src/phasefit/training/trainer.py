@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -167,8 +168,13 @@ def phase_trainer_class() -> type:
     return PhaseTrainer
 
 
-def _last_checkpoint(folder: str) -> str | None:
-    from pathlib import Path
+def checkpoints(folder: str | Path, *, complete: bool = False) -> list[Path]:
+    """A phase's Trainer checkpoints, newest (highest step) first; with ``complete``, only those the Trainer
+    finished writing (``trainer_state.json`` is written last, so a kill while saving leaves it missing)."""
+    found = sorted(Path(folder).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    return [p for p in found if (p / "trainer_state.json").is_file()] if complete else found
 
-    found = sorted(Path(folder).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return str(found[-1]) if found else None
+
+def _last_checkpoint(folder: str) -> str | None:
+    found = checkpoints(folder)
+    return str(found[0]) if found else None
