@@ -159,10 +159,10 @@ def test_stale_temporaries_of_a_killed_run_are_cleaned_at_start(finished_run: Pa
 
 def test_a_file_larger_than_free_memory_is_refused_before_reading(tmp_path: Path, monkeypatch) -> None:
     from phasefit.data import DataError, load_splits
-    from phasefit.data import loading
+    from phasefit.data import readers
 
     (tmp_path / "train.csv").write_text("text,label\n" + "".join(f"text {i},{'ab'[i % 2]}\n" for i in range(200)))
-    monkeypatch.setattr(loading, "_available_memory", lambda: 1000)  # 1 kB free
+    monkeypatch.setattr(readers, "_available_memory", lambda: 1000)  # 1 kB free
     with pytest.raises(DataError, match=r"train\.csv is 0 MB; loading it needs about 0 MB of memory, and 0 MB are free"):
         load_splits(str(tmp_path))
 
@@ -170,10 +170,10 @@ def test_a_file_larger_than_free_memory_is_refused_before_reading(tmp_path: Path
 @pytest.mark.parametrize("block", [7, 1 << 20])
 def test_utf8_errors_are_located_when_the_file_is_read_in_blocks(block: int, tmp_path: Path, monkeypatch) -> None:
     from phasefit.data import DataError
-    from phasefit.data import loading
+    from phasefit.data import readers
 
-    monkeypatch.setattr(loading, "_BLOCK", block)
+    monkeypatch.setattr(readers, "_BLOCK", block)
     file = tmp_path / "train.csv"
     file.write_bytes("text,label\nété,a\n".encode() + b"wor\xe2\x82ld,b\n")
     with pytest.raises(DataError, match=r"train\.csv byte 22 \(line 3 of the file\): not valid UTF-8 \(byte 0xe2\)"):
-        loading._read_file(file)
+        readers._read_file(file)

@@ -12,6 +12,7 @@ import pytest
 from phasefit.cli import main
 from phasefit.data.noise import word_noise
 from phasefit.experiments.grid import Cell, read_results, run_cells
+from phasefit.recipes import settings_from_overrides
 from tests.conftest import tiny_overrides
 
 FAST = ["ft.epochs=1", "ft.max_steps=2", "plots=false"]
@@ -67,15 +68,15 @@ def test_transfer_protocol_starts_target_runs_from_the_source_encoder(tiny_model
 def test_grid_resumes_without_losing_or_repeating_cells(tiny_model_dir: Path, toy_data_dir_module: Path,
                                                         tmp_path: Path) -> None:
     base = [*tiny_overrides(tiny_model_dir), *FAST, f"data.path={toy_data_dir_module}"]
-    cells = [Cell(f"ft/seed-{s}", "ft", (f"seed={s}",), {"seed": s}) for s in range(3)]
-    full = run_cells(cells, tmp_path / "full", base_overrides=base)
+    cells = [Cell(f"ft/seed-{s}", "ft", {"seed": s}, {"seed": s}) for s in range(3)]
+    full = run_cells(cells, tmp_path / "full", base_settings=settings_from_overrides(base))
     # An interrupted grid: cell 0 finished, cell 1 killed while writing its first file (config.yaml is written
     # atomically, so what a kill leaves is the temporary beside it), cell 2 never began.
     partial = tmp_path / "partial"
     shutil.copytree(tmp_path / "full" / "ft" / "seed-0", partial / "ft" / "seed-0")
     (partial / "ft" / "seed-1").mkdir(parents=True)
     (partial / "ft" / "seed-1" / ".config.yaml.k1ll3d.tmp").write_text("half-written")
-    resumed = run_cells(cells, partial, base_overrides=base)
+    resumed = run_cells(cells, partial, base_settings=settings_from_overrides(base))
     keys = ["cell", "seed", "test_accuracy", "test_macro_f1", "validation_accuracy", "ft_final_loss"]
     assert [[r[k] for k in keys] for r in resumed] == [[r[k] for k in keys] for r in full]
     assert len(read_results(partial)) == 3

@@ -9,12 +9,14 @@ import pytest
 
 from phasefit.config import ConfigError
 from phasefit.experiments.search import _redact, run_search
+from phasefit.recipes import settings_from_overrides
 from tests.conftest import tiny_overrides
 
 
 def _search(model: Path, data: Path, out: Path, trials: int, **kwargs):
     return run_search(recipe="ft", config_file=None, trials=trials, output=out,
-                      overrides=[*tiny_overrides(model), f"data.path={data}", "ft.max_steps=2", "ft.epochs=2"],
+                      settings=settings_from_overrides([*tiny_overrides(model), f"data.path={data}",
+                                                        "ft.max_steps=2", "ft.epochs=2"]),
                       **kwargs)
 
 

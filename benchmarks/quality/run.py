@@ -66,13 +66,13 @@ def data_path(cell: str, spec: Any, output: Path) -> str:
     return str(folder)
 
 
-def cell_overrides(grid: dict[str, Any], cell: str, output: Path, seed: int) -> list[str]:
+def cell_settings(grid: dict[str, Any], cell: str, output: Path, seed: int) -> dict[str, Any]:
+    """The config settings of one split of a cell (dotted keys)."""
     spec = grid["cells"][cell]
     settings = {**grid.get("set", {}), **spec.get("set", {})}
     # Recipes sharing their first phases on a split (3phase, paper-3phase, 3phase-setfit, ...) train them once.
     settings.setdefault("phase_cache", str((output / "phase-cache").resolve()))
-    return [f"data.path={data_path(cell, spec['data'], output)}",
-            *(f"{k}={json.dumps(v)}" for k, v in settings.items()), f"seed={seed}"]
+    return {"data.path": data_path(cell, spec["data"], output), **settings, "seed": seed}
 
 
 def cell_methods(grid: dict[str, Any], cell: str) -> list[tuple[str, list[int]]]:
@@ -156,25 +156,24 @@ def run_setfit(config: Any, splits: Any, max_length: int, settings: dict[str, An
 
 
 def run_peer(method: str, grid: dict[str, Any], cell: str, seed: int, output: Path) -> dict[str, Any]:
-    from phasefit.config import build_config
     from phasefit.pipeline import load_run_data
+    from phasefit.recipes import build_config
 
     folder = output / "runs" / cell / method / f"seed-{seed}"
     if (folder / "metrics.json").is_file():
         return json.loads((folder / "metrics.json").read_text())
-    overrides = cell_overrides(grid, cell, output, seed)
-    config = build_config("ft", None, overrides)
+    settings = cell_settings(grid, cell, output, seed)
+    config = build_config("ft", settings=settings)
     if method == "setfit-body-ft":
         setfit = run_peer("setfit", grid, cell, seed, output)
         body = output / "runs" / cell / "setfit" / f"seed-{seed}" / "body"
         if not (body / "modules.json").is_file():  # a setfit run restored from the published files: no body kept
-            config = build_config("ft", None, overrides)
             splits = load_run_data(config)
-            settings = {**grid["setfit"], **grid["cells"][cell].get("setfit", {})}
-            run_setfit(config, splits, _max_length(config, splits), settings, body)
+            setfit_settings = {**grid["setfit"], **grid["cells"][cell].get("setfit", {})}
+            run_setfit(config, splits, _max_length(config, splits), setfit_settings, body)
         from phasefit.pipeline import train
 
-        ft_config = build_config("ft", None, [*overrides, f"model.name={body}"])
+        ft_config = build_config("ft", settings={**settings, "model.name": str(body)})
         metrics = train(ft_config, folder, overwrite=True).metrics
         metrics["recipe"] = method
         metrics["total_seconds"] = round(metrics["total_seconds"] + setfit["total_seconds"], 3)
@@ -186,8 +185,8 @@ def run_peer(method: str, grid: dict[str, Any], cell: str, seed: int, output: Pa
         if method == "probe":
             metrics = run_probe(config, splits, max_length)
         else:
-            settings = {**grid["setfit"], **grid["cells"][cell].get("setfit", {})}
-            metrics = run_setfit(config, splits, max_length, settings, folder / "body")
+            setfit_settings = {**grid["setfit"], **grid["cells"][cell].get("setfit", {})}
+            metrics = run_setfit(config, splits, max_length, setfit_settings, folder / "body")
     from phasefit.io import atomic_write_json
 
     atomic_write_json(folder / "metrics.json", metrics)
@@ -242,9 +241,8 @@ def run_recipe(method: str, grid: dict[str, Any], cell: str, seeds: list[int], o
     from phasefit.experiments.grid import Cell, run_cells
 
     variant = grid.get("variants", {}).get(method, {"recipe": method})
-    extra = [f"{k}={json.dumps(v)}" for k, v in variant.get("set", {}).items()]
     cells = [Cell(f"{cell}/{method}/seed-{seed}", variant["recipe"],
-                  (*cell_overrides(grid, cell, output, seed), *extra), {"cell": cell, "seed": seed})
+                  {**cell_settings(grid, cell, output, seed), **variant.get("set", {})}, {"cell": cell, "seed": seed})
              for seed in seeds]
 
     def progress(p: Any) -> None:
@@ -253,7 +251,7 @@ def run_recipe(method: str, grid: dict[str, Any], cell: str, seeds: list[int], o
         _prune(output / "runs" / p.cell.key)
 
     # Run folders OUTPUT/runs/<cell>/<method>/seed-<n>; run_cells also leaves its own results file in OUTPUT/runs.
-    run_cells(cells, output / "runs", base_overrides=[], on_progress=progress)
+    run_cells(cells, output / "runs", on_progress=progress)
 
 
 def _prune(run_dir: Path) -> None:

@@ -183,6 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in {"run", "train", "evaluate", "predict", "few-shot", "noise", "transfer", "experiment", "search",
                         "select"}:
         _quiet_libraries()
+    from phasefit.cli_grids import (_cmd_experiment, _cmd_few_shot, _cmd_noise, _cmd_report, _cmd_run, _cmd_search,
+                                    _cmd_select, _cmd_transfer)
+
     handlers = {
         "run": _cmd_run, "select": _cmd_select, "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
         "experiment": _cmd_experiment, "report": _cmd_report, "few-shot": _cmd_few_shot, "noise": _cmd_noise,
@@ -225,25 +228,30 @@ def _quiet_libraries() -> None:
     hf_logging.set_verbosity_error()
 
 
-def _overrides(args: argparse.Namespace) -> list[str]:
-    items = []
+def _settings(args: argparse.Namespace) -> dict:
+    """The command line's config settings: its flags, then its ``--set`` items (parsed here, once)."""
+    from phasefit.recipes import merge_settings, settings_from_overrides
+
+    flags: dict = {}
     if getattr(args, "data", None):
-        items.append(f"data.path={args.data}")
+        flags["data.path"] = args.data
     if getattr(args, "model", None):
-        items.append(f"model.name={args.model}")
+        flags["model.name"] = args.model
     if getattr(args, "seed", None) is not None:
-        items.append(f"seed={args.seed}")
+        flags["seed"] = args.seed
     if getattr(args, "quiet", False):
-        items.append("progress=false")
-    return items + list(args.overrides)
+        flags["progress"] = False
+    return merge_settings(flags, settings_from_overrides(args.overrides))
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from phasefit.recipes import build_config
     from phasefit.pipeline import train
 
-    overrides = _overrides(args) + (["model.trust_remote_code=true"] if args.trust_remote_code else [])
-    config = build_config(args.recipe, args.config, overrides)
+    from phasefit.recipes import merge_settings
+
+    settings = merge_settings(_settings(args), {"model.trust_remote_code": True} if args.trust_remote_code else {})
+    config = build_config(args.recipe, args.config, settings=settings)
     result = train(config, args.output, overwrite=args.overwrite, resume=args.resume)
     print(_format_run(result.metrics))
     print(f"run directory: {result.run_dir}")
@@ -263,134 +271,12 @@ def _format_run(metrics: dict, *, show_test: bool = True) -> str:
     return "\n".join(lines)
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    import time
-
-    from phasefit.experiments.compare import DEFAULT_RUN_RECIPES, compare_recipes, format_summary
-
-    recipes = args.recipes or DEFAULT_RUN_RECIPES
-    seeds = args.seeds or ([0] if args.fast else [0, 1, 2])
-    output = Path(args.output or f"runs/run-{time.strftime('%Y%m%d-%H%M%S')}")
-    print(f"phasefit run: {', '.join(recipes)} x seeds {seeds} on {args.data} -> {output}")
-    summary = compare_recipes(recipes, seeds, output, overrides=_overrides(args), on_progress=_print_progress,
-                              overwrite=args.overwrite)
-    from phasefit.reporting.report import write_report
-
-    _, report = write_report(output)
-    print()
-    print(format_summary(summary))
-    print(f"\nrun directories: {output}/<recipe>/seed-<n>\nsummary: {output / 'summary.md'}\nreport:  {report}")
-    return 0
-
-
-def _cmd_select(args: argparse.Namespace) -> int:
-    from phasefit.experiments.select import select_recipe
-
-    output = Path(args.output)
-    print(f"phasefit select: {' '.join(args.recipes)} x seeds {args.seeds} on {args.data} -> {output} "
-          f"(ranked on validation {args.metric})")
-
-    def progress(p) -> None:  # noqa: ANN001 - test scores are not shown while choosing
-        _print_progress(p, show_test=False)
-
-    _, text = select_recipe(args.recipes, args.seeds, output, overrides=_overrides(args), metric=args.metric,
-                            on_progress=progress, overwrite=args.overwrite)
-    print("\n" + text + f"\n\nrecommendation: {output / 'recommendation.md'}")
-    return 0
-
-
-def _cmd_experiment(args: argparse.Namespace) -> int:
-    from phasefit.experiments.compare import summarise
-    from phasefit.experiments.experiment import run_experiment
-
-    output = Path(args.output)
-    rows = run_experiment(args.config, output, overrides=_overrides(args), on_progress=_print_progress,
-                          overwrite=args.overwrite)
-    print(f"\n{len(rows)} runs; results: {output / 'results.csv'}")
-    from phasefit.experiments.compare import format_mean_std
-
-    for entry in summarise(rows, by=("dataset", "recipe", "variant")):
-        print(f"  {entry['dataset']:<16} {entry['recipe']:<18} {entry['variant']:<10} test accuracy "
-              f"{format_mean_std(entry['test_accuracy'], entry['test_accuracy_std'])} (n={entry['runs']})")
-    if not args.no_report:
-        from phasefit.reporting.report import write_report
-
-        md, page = write_report(output)
-        print(f"report: {md}  {page}")
-    return 0
-
-
-def _cmd_search(args: argparse.Namespace) -> int:
-    import logging as std_logging
-
-    from phasefit.experiments.search import run_search
-
-    std_logging.getLogger("optuna").setLevel(std_logging.WARNING)
-
-    def show(trial: dict) -> None:
-        value = "" if trial["value"] is None else f"  validation {args.metric} {trial['value']:.4f}"
-        print(f"trial {trial['number']}: {trial['state']}{value}  {trial['params']}", flush=True)
-
-    result = run_search(recipe=args.recipe, config_file=args.config, overrides=_overrides(args), trials=args.trials,
-                        output=Path(args.output), storage=args.storage, study_name=args.study_name,
-                        space_file=args.space, metric=args.metric, seed=args.seed or 0, on_trial=show,
-                        overwrite=args.overwrite)
-    print(f"best trial {result['best_trial']}: validation {args.metric} {result['best_value']:.4f}")
-    print(f"best config: {result['best_config']}  (phasefit train --config {result['best_config']} ...)")
-    return 0
-
-
 def _cmd_export(args: argparse.Namespace) -> int:
     from phasefit.export import export_run
 
     folder = export_run(args.run_dir, args.output, onnx=not args.no_onnx, overwrite=args.overwrite)
     print(f"exported to {folder}: sentence-transformers encoder + head.safetensors"
           + ("" if args.no_onnx else " + model.onnx") + " + README.md (model card)")
-    return 0
-
-
-def _cmd_report(args: argparse.Namespace) -> int:
-    from phasefit.reporting.report import write_report
-
-    md, page = write_report(Path(args.folder))
-    print(f"wrote {md}\nwrote {page}")
-    return 0
-
-
-def _print_progress(progress, *, show_test: bool = True) -> None:  # noqa: ANN001 - experiments.grid.Progress
-    left = f", about {progress.seconds_left / 60:.0f} min left" if progress.seconds_left else ""
-    reused = " (finished earlier, reused)" if progress.reused else ""
-    print(f"[{progress.done}/{progress.total}{left}] {progress.cell.key}{reused}")
-    print(_format_run(progress.metrics, show_test=show_test), flush=True)
-
-
-def _cmd_few_shot(args: argparse.Namespace) -> int:
-    from phasefit.experiments.protocols import run_few_shot
-
-    table = run_few_shot(args.recipes, args.sizes, args.draws, args.seeds, Path(args.output),
-                         validation_size=args.validation_size, overrides=_overrides(args),
-                         on_progress=_print_progress, overwrite=args.overwrite)
-    print("\n" + table + f"\n\nsummary: {Path(args.output) / 'summary.md'}   rows: {Path(args.output) / 'results.csv'}")
-    return 0
-
-
-def _cmd_noise(args: argparse.Namespace) -> int:
-    from phasefit.experiments.protocols import run_noise_robustness
-
-    table = run_noise_robustness(args.recipes, args.levels, args.n, args.draws, args.seeds, Path(args.output),
-                                 copies=args.copies, validation_size=args.validation_size,
-                                 overrides=_overrides(args), on_progress=_print_progress, overwrite=args.overwrite)
-    print("\n" + table + f"\n\nsummary: {Path(args.output) / 'summary.md'}")
-    return 0
-
-
-def _cmd_transfer(args: argparse.Namespace) -> int:
-    from phasefit.experiments.protocols import run_transfer
-
-    table = run_transfer(args.recipes, args.source, args.target, args.k, args.draws, args.seeds, Path(args.output),
-                         source_overrides=args.source_set, target_overrides=args.target_set,
-                         overrides=_overrides(args), on_progress=_print_progress, overwrite=args.overwrite)
-    print("\n" + table + f"\n\nsummary: {Path(args.output) / 'summary.md'}")
     return 0
 
 

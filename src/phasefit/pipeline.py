@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +23,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from phasefit.config import RunConfig, save_config
-from phasefit.errors import PhasefitError
-from phasefit.io import atomic_write_json, is_temporary
+from phasefit.io import atomic_write_json
+from phasefit.run_data import load_run_data, run_max_length, run_unlabelled
+from phasefit.run_directory import (STATE_DIR, RunDirectoryError, check_free_space, discard_replaced,
+                                    has_content, prepare_output_dir, restore_replaced)
 
 if TYPE_CHECKING:
     from phasefit.data import DatasetSplits, LabelledSplit
@@ -35,216 +36,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-class RunDirectoryError(PhasefitError, ValueError):
-    """The output directory cannot be used (exists, not writable)."""
-
-
 @dataclass
 class RunResult:
     run_dir: Path
     metrics: dict[str, Any]
     classifier: PhaseFitClassifier
-
-
-def load_run_data(config: RunConfig, tables: InMemoryData | None = None) -> DatasetSplits:
-    """Load and split the data of a run config (deterministic for the config's seed); ``tables``: data passed from
-    Python, which ``data.path`` then names by its content hash."""
-    from phasefit.data import few_shot, load_splits
-
-    data = config.data
-    if tables is not None and tables.spec != data.path:
-        raise RunDirectoryError(f"data.path is {data.path!r} but the data given from Python is {tables.spec}; "
-                                "pass the data the run was made with")
-    splits = load_splits(
-        tables if tables is not None else data.path,
-        text_column=data.text_column,
-        label_column=data.label_column,
-        text_pair_column=data.text_pair_column,
-        label_separator=data.label_separator,
-        label_depth=data.label_depth,
-        validation_fraction=data.validation_fraction,
-        test_fraction=data.test_fraction,
-        seed=config.seed,
-        max_train_examples=data.max_train_examples,
-        max_eval_examples=data.max_eval_examples,
-        max_validation_examples=data.max_validation_examples,
-        max_test_examples=data.max_test_examples,
-    )
-    if data.few_shot_n is not None or data.few_shot_k is not None:
-        draw_seed = config.seed if data.few_shot_seed is None else data.few_shot_seed
-        splits = few_shot(splits, n=data.few_shot_n, k_per_class=data.few_shot_k, seed=draw_seed)
-    if data.augment_noise_level > 0:
-        splits = augment_with_noise(splits, data.augment_noise_level, data.augment_copies, seed=config.seed)
-    return splits
-
-
-def augment_with_noise(splits: DatasetSplits, level: float, copies: int, *, seed: int) -> DatasetSplits:
-    """Training set plus ``copies`` noisy copies of each text (same label): paper 002 §4.2's augmentation, with
-    word-level noise in place of back-translation (see :func:`phasefit.data.noise.word_noise`)."""
-    import dataclasses
-
-    from phasefit.data import LabelledSplit
-    from phasefit.data.noise import word_noise
-
-    rng = np.random.default_rng(seed)
-    train = splits.train
-    vocabulary = sorted({word for text in train.texts for word in text.split()})
-    texts, labels, ids = list(train.texts), list(train.labels), list(train.ids)
-    for copy in range(1, copies + 1):
-        for text, label, row_id in zip(train.texts, train.labels, train.ids):
-            texts.append(word_noise(text, level, rng, vocabulary))
-            labels.append(label)
-            ids.append(f"{row_id}#noise{copy}")
-    pairs = None if train.text_pairs is None else list(train.text_pairs) * (copies + 1)  # second text kept clean
-    augmented = LabelledSplit(texts=texts, labels=labels, ids=ids, text_pairs=pairs)
-    record = {**splits.record, "augmentation": {"noise_level": level, "copies": copies, "added": len(texts) - len(train)}}
-    return dataclasses.replace(splits, train=augmented, record=record)
-
-
-def read_unlabelled(path: str | None) -> list[str]:
-    """Extra phase-1 texts, one per line (blank lines skipped)."""
-    if path is None:
-        return []
-    from phasefit.data import DataError
-
-    file = Path(path)
-    if not file.is_file():
-        raise DataError(f"unlabelled text file {file} not found; fix data.unlabelled_path")
-    try:
-        lines = file.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        raise DataError(f"{file}: byte {err.start} is not UTF-8; re-save the file as UTF-8") from None
-    return [line for line in lines if line.strip()]
-
-
-def drop_evaluation_overlap(texts: list[str], splits: DatasetSplits, policy: str = "drop") -> tuple[list[str], int]:
-    """Unlabelled phase-1 texts that also occur in validation or test (whitespace-trimmed, exact) are a leak: DAE
-    would learn to reconstruct the very texts the run is scored on (paper 000 fed SNIPS' test texts to phase 1).
-    With ``policy="drop"`` they are removed; either way the count is logged. Returns (texts kept, overlap count)."""
-    held_out = {text.strip() for part in (splits.validation, splits.test) for text in part.texts}
-    overlap = [text for text in texts if text.strip() in held_out]
-    if not overlap:
-        return texts, 0
-    if policy == "drop":
-        logger.warning("%d unlabelled text(s) also occur in validation/test and were dropped from phase 1 "
-                       "(data.unlabelled_overlap=keep keeps them, a leak)", len(overlap))
-        return [text for text in texts if text.strip() not in held_out], len(overlap)
-    logger.warning("%d unlabelled text(s) also occur in validation/test and are kept (data.unlabelled_overlap=keep): "
-                   "phase 1 sees evaluation texts", len(overlap))
-    return texts, len(overlap)
-
-
-def run_unlabelled(config: RunConfig, splits: DatasetSplits) -> tuple[list[str], int]:
-    """A run's phase-1 unlabelled texts (evaluation overlap handled by ``data.unlabelled_overlap``) and the overlap
-    count."""
-    return drop_evaluation_overlap(read_unlabelled(config.data.unlabelled_path), splits,
-                                   config.data.unlabelled_overlap)
-
-
-def run_max_length(config: RunConfig, splits: DatasetSplits, encoder: Any) -> int:
-    """The token limit of a run: ``data.max_length``'s policy, capped by the encoder's own limit."""
-    from phasefit.data import resolve_max_length
-
-    model_limit = int(getattr(encoder, "max_seq_length", None) or encoder.tokenizer.model_max_length)
-    return resolve_max_length(
-        config.data.max_length,
-        splits.train.texts,
-        lambda texts: [len(ids) for ids in encoder.tokenizer(list(texts))["input_ids"]],
-        model_limit,
-        seed=config.seed,
-    )
-
-
-ERROR_LOG = "error.log"
-STATE_DIR = "state"
-
-
-def has_content(folder: Path) -> bool:
-    """Whether a folder holds anything but what a failed or killed phasefit start leaves (``error.log``, the
-    ``.NAME.*.tmp`` temporaries of an interrupted atomic write, which are removed when the folder is used)."""
-    if not folder.is_dir():
-        return folder.exists()
-    return any(p.name != ERROR_LOG and not is_temporary(p.name) for p in folder.iterdir())
-
-
-def is_run_directory(folder: Path) -> bool:
-    """A folder ``phasefit train`` wrote: its first file is a config.yaml with a run config's top-level keys (a
-    kill may come before split.json, the second)."""
-    import yaml
-
-    config = folder / "config.yaml"
-    if not config.is_file() or config.stat().st_size > 1_000_000:
-        return False
-    try:
-        loaded = yaml.safe_load(config.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
-        return False
-    return isinstance(loaded, dict) and {"recipe", "phases", "data", "model", "ft"} <= set(loaded)
-
-
-def prepare_output_dir(output_dir: Path, *, overwrite: bool) -> Path | None:
-    """Create the run directory. An existing run is replaced only with ``overwrite``, and only if the folder holds
-    a phasefit run (an ``error.log`` left by a failed start does not count as content): the old run is moved aside
-    and returned, to be deleted by :func:`discard_replaced` once the new run has started writing, or put back by
-    :func:`restore_replaced` if it fails before."""
-    aside = None
-    if has_content(output_dir):
-        if not overwrite:
-            raise RunDirectoryError(
-                f"output directory {output_dir} already holds a run; pass --overwrite to replace it, --resume to "
-                "continue it, or choose another --output"
-            )
-        if not is_run_directory(output_dir):
-            raise RunDirectoryError(
-                f"output directory {output_dir} is not empty and is not a phasefit run (no phasefit config.yaml); "
-                "phasefit replaces only its own runs, even with --overwrite. Choose another --output"
-            )
-        aside = output_dir.with_name(f".{output_dir.name}.replaced-{os.getpid()}")
-        os.replace(output_dir, aside)
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / ERROR_LOG).unlink(missing_ok=True)
-        from phasefit.io import clean_stale_temporaries
-
-        clean_stale_temporaries(output_dir)
-        probe = output_dir / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as err:
-        restore_replaced(output_dir, aside)
-        raise RunDirectoryError(f"cannot write to output directory {output_dir}: {err.strerror}; choose a "
-                                "writable --output") from None
-    return aside
-
-
-def restore_replaced(output_dir: Path, aside: Path | None) -> None:
-    """The new run failed before writing: remove what it made and put the old run back."""
-    if aside is None:
-        return
-    shutil.rmtree(output_dir, ignore_errors=True)
-    os.replace(aside, output_dir)
-
-
-def discard_replaced(aside: Path | None) -> None:
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
-
-
-def check_free_space(folder: Path, encoder: Any) -> None:
-    """Fail before training when the disk cannot hold the checkpoints: weights + AdamW state (3x the weights),
-    two checkpoints kept, the phase state and the final model, with a margin."""
-    weights = sum(p.numel() * p.element_size() for p in encoder.parameters())
-    needed = 8 * weights + 50 * 2**20
-    probe = folder
-    while not probe.exists():
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
-    if free < needed:
-        raise RunDirectoryError(
-            f"not enough free disk space for the run in {folder}: about {needed / 2**20:,.0f} MB needed "
-            f"(checkpoints of a {weights / 2**20:,.0f} MB model), {free / 2**20:,.0f} MB free; free space or choose "
-            "another --output"
-        )
 
 
 def _resume_state(output_dir: Path, config: RunConfig) -> RunConfig:

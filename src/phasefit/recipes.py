@@ -110,6 +110,36 @@ def deep_update(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def nested(settings: dict[str, Any] | None) -> dict[str, Any]:
+    """``{"ft.lr": 1e-4, "seed": 3}`` -> ``{"ft": {"lr": 1e-4}, "seed": 3}`` (nested dicts pass through and merge)."""
+    out: dict[str, Any] = {}
+    for key, value in (settings or {}).items():
+        node = out
+        parts = str(key).split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"setting {key!r}: {part!r} is not a section")
+        if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):
+            node[parts[-1]] = deep_update(node[parts[-1]], value)
+        else:
+            node[parts[-1]] = copy.deepcopy(value)
+    return out
+
+
+def settings_from_overrides(items: list[str] | tuple[str, ...] | None) -> dict[str, Any]:
+    """``--set`` strings (``a.b=c``, values read as YAML), parsed once at the command line, as nested settings."""
+    return nested({".".join(keys): value for keys, value in map(parse_override, items or [])})
+
+
+def merge_settings(*layers: dict[str, Any] | None) -> dict[str, Any]:
+    """Settings layers (dotted or nested keys), later ones winning."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        out = deep_update(out, nested(layer))
+    return out
+
+
 def build_config(
     recipe: str | None = None,
     config_file: str | Path | None = None,
@@ -131,8 +161,8 @@ def build_config(
                                 f"config file {config_file}")
         raw = deep_update(raw, from_file)
     if settings:
-        raw = deep_update(raw, copy.deepcopy(settings))
-    for item in overrides or []:
+        raw = deep_update(raw, nested(settings))
+    for item in overrides or []:  # CLI-style strings, for scripts and tests that write them
         keys, value = parse_override(item)
         node = raw
         for key in keys[:-1]:

@@ -23,13 +23,13 @@ def compare_recipes(
     seeds: Sequence[int],
     output: Path,
     *,
-    overrides: Sequence[str] = (),
+    settings: dict[str, Any] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     overwrite: bool = False,
 ) -> list[dict[str, Any]]:
-    cells = [Cell(f"{recipe}/seed-{seed}", recipe, (f"seed={seed}",), {"seed": seed})
+    cells = [Cell(f"{recipe}/seed-{seed}", recipe, {"seed": seed}, {"seed": seed})
              for recipe in recipes for seed in seeds]
-    rows = run_cells(cells, Path(output), base_overrides=overrides, on_progress=on_progress, overwrite=overwrite)
+    rows = run_cells(cells, Path(output), base_settings=settings, on_progress=on_progress, overwrite=overwrite)
     summary = summarise(rows, by=("recipe",))
     atomic_write_text(Path(output) / "summary.md", format_summary(summary) + "\n")
     return summary

@@ -18,7 +18,6 @@ for resuming and the results files.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from phasefit.config import ConfigError, read_yaml
+from phasefit.recipes import merge_settings
 from phasefit.experiments.grid import Cell, Progress, run_cells
 from phasefit.io import atomic_write_text
 
@@ -58,11 +58,6 @@ class GridConfig(BaseModel):
         return value
 
 
-def as_overrides(values: dict[str, Any]) -> list[str]:
-    """``{"ft.epochs": 3}`` -> ``["ft.epochs=3"]`` (values as JSON, which the --set parser reads as YAML)."""
-    return [f"{key}={json.dumps(value)}" for key, value in values.items()]
-
-
 def load_grid(path: str | Path) -> GridConfig:
     from phasefit.recipes import check_no_code_execution
 
@@ -88,14 +83,14 @@ def grid_cells(grid: GridConfig) -> list[Cell]:
             for variant, settings in variants.items():
                 for seed in grid.seeds:
                     folder = f"{name}/{recipe}" + (f"/{variant}" if len(variants) > 1 else "") + f"/seed-{seed}"
-                    overrides = (f"data.path={dataset.path}", *as_overrides(dataset.set),
-                                 *as_overrides(settings), f"seed={seed}")
-                    cells.append(Cell(folder, recipe, overrides,
+                    cell_settings = merge_settings({"data.path": dataset.path}, dataset.set, settings,
+                                                   {"seed": seed})
+                    cells.append(Cell(folder, recipe, cell_settings,
                                       {"dataset": name, "variant": variant, "seed": seed}))
     return cells
 
 
-def run_experiment(grid_path: str | Path, output: Path, *, overrides: list[str] | None = None,
+def run_experiment(grid_path: str | Path, output: Path, *, settings: dict[str, Any] | None = None,
                    on_progress: Callable[[Progress], None] | None = None, overwrite: bool = False) -> list[dict[str, Any]]:
     grid = load_grid(grid_path)
     output = Path(output)
@@ -105,6 +100,6 @@ def run_experiment(grid_path: str | Path, output: Path, *, overrides: list[str] 
         output.mkdir(parents=True, exist_ok=True)
         atomic_write_text(output / "grid.yaml", text)
 
-    return run_cells(grid_cells(grid), output, base_overrides=[*as_overrides(grid.set), *(overrides or [])],
+    return run_cells(grid_cells(grid), output, base_settings=merge_settings(grid.set, settings),
                      overwrite=overwrite, before_training=record_grid,
                      on_progress=on_progress)

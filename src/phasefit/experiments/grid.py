@@ -1,6 +1,6 @@
 """Grids of runs: every cell is a normal run directory; one results file gathers them.
 
-A cell is (a folder name, a recipe, config overrides, tags). :func:`run_cells` trains the cells in order and writes
+A cell is (a folder name, a recipe, config settings, tags). :func:`run_cells` trains the cells in order and writes
 ``results.jsonl`` and ``results.csv`` with one row per finished cell (its tags plus flattened metrics). It resumes:
 a finished cell is read back, not retrained, but only when it was made from the same config and data (its
 ``fingerprint.json``: the config's hash and the data's content hashes); a finished cell made otherwise is an error
@@ -35,7 +35,7 @@ class StaleCellError(ConfigError):
 class Cell:
     key: str  # folder of the run, relative to the grid's output
     recipe: str
-    overrides: tuple[str, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # {"seed": 0, "ft.lr": ...}
     tags: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
@@ -102,7 +102,7 @@ def run_cells(
     cells: Sequence[Cell],
     output: Path,
     *,
-    base_overrides: Sequence[str] = (),
+    base_settings: dict[str, Any] | None = None,
     config_file: str | Path | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     overwrite: bool = False,
@@ -114,15 +114,16 @@ def run_cells(
         StaleCellError: before any training, when a finished cell was made from another config or other data
             (unless ``overwrite``, which retrains such cells).
     """
-    from phasefit.recipes import build_config
     from phasefit.pipeline import train
+    from phasefit.recipes import build_config, merge_settings
 
     output = Path(output)
     keys = [cell.key for cell in cells]
     if len(set(keys)) != len(keys):
         raise ValueError("grid cells must have distinct folders")
     # Resolve every config first: a typo in cell 40 fails now, not after 39 trainings.
-    configs = [build_config(cell.recipe, config_file, [*base_overrides, *cell.overrides]) for cell in cells]
+    configs = [build_config(cell.recipe, config_file, settings=merge_settings(base_settings, cell.settings))
+               for cell in cells]
     stale: dict[str, list[str]] = {}
     for cell, config in zip(cells, configs):
         if (output / cell.key / "metrics.json").is_file():

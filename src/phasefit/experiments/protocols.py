@@ -23,17 +23,17 @@ from phasefit.io import atomic_write_text
 
 
 def few_shot_cells(recipes: Sequence[str], sizes: Sequence[int], draws: int, seeds: Sequence[int],
-                   validation_size: int | None, extra: Sequence[str] = (), prefix: str = "",
+                   validation_size: int | None, extra: dict[str, Any] | None = None, prefix: str = "",
                    tags: dict[str, Any] | None = None) -> list[Cell]:
     cells = []
     for n in sizes:
         for recipe in recipes:
             for draw in range(draws):
                 for seed in seeds:
-                    overrides = [f"data.few_shot_n={n}", f"data.few_shot_seed={draw}", f"seed={seed}", *extra]
+                    settings = {"data.few_shot_n": n, "data.few_shot_seed": draw, "seed": seed, **(extra or {})}
                     if validation_size:
-                        overrides.append(f"data.max_validation_examples={validation_size}")
-                    cells.append(Cell(f"{prefix}n{n}/{recipe}/draw-{draw}-seed-{seed}", recipe, tuple(overrides),
+                        settings["data.max_validation_examples"] = validation_size
+                    cells.append(Cell(f"{prefix}n{n}/{recipe}/draw-{draw}-seed-{seed}", recipe, settings,
                                       {"n": n, "draw": draw, "seed": seed, **(tags or {})}))
     return cells
 
@@ -68,10 +68,10 @@ def format_few_shot(summary: Sequence[dict[str, Any]], by: Sequence[str] = ("n",
 
 
 def run_few_shot(recipes: Sequence[str], sizes: Sequence[int], draws: int, seeds: Sequence[int], output: Path, *,
-                 validation_size: int | None = 500, overrides: Sequence[str] = (),
+                 validation_size: int | None = 500, settings: dict[str, Any] | None = None,
                  on_progress: Callable[[Progress], None] | None = None, overwrite: bool = False) -> str:
     cells = few_shot_cells(recipes, sizes, draws, seeds, validation_size)
-    rows = run_cells(cells, Path(output), base_overrides=overrides, on_progress=on_progress, overwrite=overwrite)
+    rows = run_cells(cells, Path(output), base_settings=settings, on_progress=on_progress, overwrite=overwrite)
     table = format_few_shot(summarise_few_shot(rows))
     atomic_write_text(Path(output) / "summary.md", "# Few-shot (paper 002 §4.1)\n\n" + table + "\n")
     return table
@@ -79,14 +79,14 @@ def run_few_shot(recipes: Sequence[str], sizes: Sequence[int], draws: int, seeds
 
 def run_noise_robustness(recipes: Sequence[str], levels: Sequence[float], n: int, draws: int, seeds: Sequence[int],
                          output: Path, *, copies: int = 1, validation_size: int | None = 500,
-                         overrides: Sequence[str] = (), on_progress: Callable[[Progress], None] | None = None,
-                         overwrite: bool = False) -> str:
+                         settings: dict[str, Any] | None = None,
+                         on_progress: Callable[[Progress], None] | None = None, overwrite: bool = False) -> str:
     cells = []
     for level in levels:
-        extra = [f"data.augment_noise_level={level}", f"data.augment_copies={copies}"] if level > 0 else []
+        extra = {"data.augment_noise_level": level, "data.augment_copies": copies} if level > 0 else {}
         cells += few_shot_cells(recipes, [n], draws, seeds, validation_size, extra, prefix=f"noise-{level}/",
                                 tags={"noise_level": level})
-    rows = run_cells(cells, Path(output), base_overrides=overrides, on_progress=on_progress, overwrite=overwrite)
+    rows = run_cells(cells, Path(output), base_settings=settings, on_progress=on_progress, overwrite=overwrite)
     table = format_few_shot(summarise_few_shot(rows, by=("noise_level", "recipe")), by=("noise_level", "recipe"))
     text = ("# Noise robustness (paper 002 §4.2, word-level noise in place of back-translation)\n\n"
             f"N = {n} training examples plus {copies} noisy cop{'y' if copies == 1 else 'ies'} each; level 0 = no "
@@ -96,27 +96,29 @@ def run_noise_robustness(recipes: Sequence[str], levels: Sequence[float], n: int
 
 
 def run_transfer(recipes: Sequence[str], source: str, target: str, k: int, draws: int, seeds: Sequence[int],
-                 output: Path, *, source_overrides: Sequence[str] = (), target_overrides: Sequence[str] = (),
-                 overrides: Sequence[str] = (), on_progress: Callable[[Progress], None] | None = None,
-                 overwrite: bool = False) -> str:
+                 output: Path, *, source_settings: dict[str, Any] | None = None,
+                 target_settings: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
+                 on_progress: Callable[[Progress], None] | None = None, overwrite: bool = False) -> str:
     """Source runs, then K-per-class target runs from each source encoder and from the pre-trained encoder."""
     output = Path(output)
-    source_cells = [Cell(f"source/{r}/seed-{s}", r, (f"data.path={source}", f"seed={s}", *source_overrides),
+    from phasefit.recipes import merge_settings
+
+    source_cells = [Cell(f"source/{r}/seed-{s}", r, merge_settings({"data.path": source, "seed": s}, source_settings),
                          {"stage": "source", "start": "pre-trained", "seed": s}) for r in recipes for s in seeds]
-    run_cells(source_cells, output / "source-grid", base_overrides=overrides, on_progress=on_progress,
+    run_cells(source_cells, output / "source-grid", base_settings=settings, on_progress=on_progress,
               overwrite=overwrite)
     cells = []
     for recipe in recipes:
         for seed in seeds:
             encoder = (output / "source-grid" / f"source/{recipe}/seed-{seed}" / "model" / "encoder").resolve()
-            for start, model in (("source " + recipe, [f"model.name={encoder}"]), ("pre-trained", [])):
+            for start, model in (("source " + recipe, {"model.name": str(encoder)}), ("pre-trained", {})):
                 for draw in range(draws):
                     key = f"target/{recipe}/{'transfer' if model else 'direct'}/draw-{draw}-seed-{seed}"
-                    cells.append(Cell(key, recipe, (f"data.path={target}", f"data.few_shot_k={k}",
-                                                    f"data.few_shot_seed={draw}", f"seed={seed}", *model,
-                                                    *target_overrides),
+                    cells.append(Cell(key, recipe, merge_settings(
+                                          {"data.path": target, "data.few_shot_k": k, "data.few_shot_seed": draw,
+                                           "seed": seed}, model, target_settings),
                                       {"stage": "target", "start": start, "draw": draw, "seed": seed}))
-    rows = run_cells(cells, output, base_overrides=overrides, on_progress=on_progress, overwrite=overwrite)
+    rows = run_cells(cells, output, base_settings=settings, on_progress=on_progress, overwrite=overwrite)
     table = format_few_shot(summarise_few_shot(rows, by=("recipe", "start")), by=("recipe", "start"))
     text = (f"# Transfer (paper 002 §5.4): {source} -> {target}, {k} examples per class\n\n"
             "`start` is the encoder the target run began from: a source run's encoder, or the pre-trained one.\n\n"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from phasefit.config import ConfigError, RunConfig, save_config
-from phasefit.recipes import build_config
+from phasefit.recipes import build_config, merge_settings
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def run_search(
     *,
     recipe: str | None,
     config_file: str | Path | None,
-    overrides: list[str],
+    settings: dict[str, Any] | None,
     trials: int,
     output: Path,
     storage: str | None = None,
@@ -79,7 +79,7 @@ def run_search(
 
     from phasefit.pipeline import train
 
-    base = build_config(recipe, config_file, overrides)
+    base = build_config(recipe, config_file, settings=settings)
     space = phase_aware_space(base, read_space(space_file))
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -96,8 +96,8 @@ def run_search(
             study.tell(trial, state=TrialState.FAIL)
             break
         params = {key: trial.suggest_categorical(key, values) for key, values in space.items()}
-        config = build_config(base.recipe, config_file, [*overrides, *(f"{k}={json.dumps(v)}" for k, v in params.items()),
-                                                         "evaluate_test=false", "plots=false"])
+        config = build_config(base.recipe, config_file,
+                              settings=merge_settings(settings, params, {"evaluate_test": False, "plots": False}))
         try:
             result = train(config, output / f"trial-{trial.number}", overwrite=True,
                            callbacks=[_PruningCallback(trial, metric)])
@@ -118,8 +118,7 @@ def run_search(
     if not finished:
         raise ConfigError("no search trial completed; look at the trial run directories for the cause")
     best = study.best_trial
-    best_config = build_config(base.recipe, config_file, [*overrides, *(f"{k}={json.dumps(v)}"
-                                                                        for k, v in best.params.items())])
+    best_config = build_config(base.recipe, config_file, settings=merge_settings(settings, best.params))
     save_config(best_config, output / "best-config.yaml")
     return {"best_trial": best.number, "best_value": best.value, "best_params": best.params,
             "trials": len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))),

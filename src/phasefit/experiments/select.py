@@ -132,7 +132,7 @@ def format_recommendation(rec: Recommendation, winner_test: dict[str, float] | N
     return "\n".join(lines)
 
 
-def select_recipe(recipes: Sequence[str], seeds: Sequence[int], output: Any, *, overrides: Sequence[str] = (),
+def select_recipe(recipes: Sequence[str], seeds: Sequence[int], output: Any, *, settings: dict[str, Any] | None = None,
                   metric: str = "macro_f1", baseline: str = "ft", on_progress: Any = None,
                   overwrite: bool = False) -> tuple[Recommendation, str]:
     """Train ``recipes`` (``["auto"]``: :data:`AUTO_CANDIDATES`) x ``seeds`` into ``output``, recommend one on
@@ -145,11 +145,12 @@ def select_recipe(recipes: Sequence[str], seeds: Sequence[int], output: Any, *, 
     names = list(AUTO_CANDIDATES) if list(recipes) == ["auto"] else list(recipes)
     if baseline not in names:
         names.append(baseline)  # the difference to plain fine-tuning is part of the answer
-    cells = [Cell(f"{recipe}/seed-{seed}", recipe, (f"seed={seed}",), {"seed": seed})
+    cells = [Cell(f"{recipe}/seed-{seed}", recipe, {"seed": seed}, {"seed": seed})
              for recipe in names for seed in seeds]
-    if not any(item.startswith("phase_cache=") for item in overrides):  # 3phase and 3phase-setfit share their DAE
-        overrides = [*overrides, f"phase_cache={Path(output).resolve() / 'phase-cache'}"]
-    rows = run_cells(cells, Path(output), base_overrides=overrides, on_progress=on_progress, overwrite=overwrite)
+    settings = dict(settings or {})
+    if "phase_cache" not in settings:  # 3phase and 3phase-setfit share their DAE
+        settings["phase_cache"] = str(Path(output).resolve() / "phase-cache")
+    rows = run_cells(cells, Path(output), base_settings=settings, on_progress=on_progress, overwrite=overwrite)
     rec = recommend(rows, metric=metric, baseline=baseline)
     winner_rows = [row for row in rows if row["recipe"] == rec.winner.recipe]
     winner_test = None
