@@ -191,6 +191,29 @@ def test_export_onnx_agrees_with_pytorch(grid_run: Path, tmp_path: Path, toy_dat
     assert card.startswith("---\nlibrary_name: phasefit\n")
 
 
+def test_export_quantize_writes_an_int8_graph_that_predicts(grid_run: Path, tmp_path: Path,
+                                                             toy_data_dir_module: Path) -> None:
+    import onnx
+    import pandas as pd
+
+    from phasefit.export import onnx_predict
+    from phasefit.models.classifier import PhaseFitClassifier
+
+    run = grid_run / "toy" / "ft" / "seed-0"
+    exported = tmp_path / "export"
+    assert main(["export", str(run), "--output", str(exported), "--quantize"]) == 0
+    quantized = exported / "model_quantized.onnx"
+    graph = onnx.load(str(quantized))
+    int8 = [t for t in graph.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert int8, "no int8 weights in the quantised graph"
+    texts = pd.read_csv(toy_data_dir_module / "test.csv")["text"].tolist()
+    classifier = PhaseFitClassifier.load(exported)
+    logits = onnx_predict(quantized, classifier, texts)
+    assert logits.shape == (len(texts), len(classifier.label_names)) and np.isfinite(logits).all()
+    assert "model_quantized.onnx" in (exported / "README.md").read_text()
+    assert main(["export", str(run), "--output", str(tmp_path / "bad"), "--quantize", "--no-onnx"]) == 2
+
+
 def test_report_escapes_names_from_the_data(tiny_model_dir: Path, toy_data_dir: Path, tmp_path: Path) -> None:
     """A data folder named like markup appears as text in report.html, never as markup."""
     odd = tmp_path / "toy<b>&amp"

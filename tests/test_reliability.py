@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from phasefit.cli import EXIT_USER_ERROR, main
+from phasefit.training.trainer import checkpoints
 from tests.conftest import tiny_overrides
 
 Row = namedtuple("Row", "name files argv fragments")
@@ -218,7 +219,7 @@ def test_sigkill_mid_phase_then_resume_equals_uninterrupted(kill_in: str, tiny_m
     checkpoint = out / "checkpoints" / kill_in
     deadline = time.monotonic() + 300
     # Kill once the phase has a complete first-epoch checkpoint, i.e. in the middle of the phase.
-    while not any((c / "trainer_state.json").exists() for c in checkpoint.glob("checkpoint-*")):
+    while not checkpoints(checkpoint, complete=True):
         assert process.poll() is None, "the run ended before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.02)
@@ -237,6 +238,16 @@ def test_sigkill_mid_phase_then_resume_equals_uninterrupted(kill_in: str, tiny_m
     differing.update({k: (a.get(k), b.get(k)) for k in set(a) | set(b) if k != "phases" and a.get(k) != b.get(k)})
     assert not differing, differing  # bit-identical scores, losses and diagnostics
     assert any("resumed_from" in p for p in resumed["phases"])
+
+
+def test_a_checkpoint_with_a_half_written_state_is_not_complete(tmp_path: Path) -> None:
+    """The Trainer writes trainer_state.json last and not atomically: a kill can leave it empty or cut short."""
+    for step, text in [(1, '{"global_step": 1}'), (2, ""), (3, '{"global_st')]:
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text(text)
+    (tmp_path / "checkpoint-4").mkdir()  # killed before the state file
+    assert [p.name for p in checkpoints(tmp_path, complete=True)] == ["checkpoint-1"]
+    assert [p.name for p in checkpoints(tmp_path)] == [f"checkpoint-{i}" for i in (4, 3, 2, 1)]
 
 
 def test_resume_needs_a_started_run(tiny_model_dir: Path, toy_data_dir: Path, tmp_path: Path,

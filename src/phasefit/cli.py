@@ -160,6 +160,8 @@ def _build_parser() -> argparse.ArgumentParser:
     export.add_argument("run_dir", help="a run directory written by `phasefit train`")
     export.add_argument("--output", required=True, help="export folder")
     export.add_argument("--no-onnx", action="store_true", help="skip the ONNX graph")
+    export.add_argument("--quantize", action="store_true",
+                        help="also write model_quantized.onnx: int8 weights, faster on CPU (see docs/scaling.md)")
     export.add_argument("--overwrite", action="store_true",
                         help="replace an earlier phasefit export in --output (never any other folder)")
 
@@ -274,9 +276,11 @@ def _format_run(metrics: dict, *, show_test: bool = True) -> str:
 def _cmd_export(args: argparse.Namespace) -> int:
     from phasefit.export import export_run
 
-    folder = export_run(args.run_dir, args.output, onnx=not args.no_onnx, overwrite=args.overwrite)
+    folder = export_run(args.run_dir, args.output, onnx=not args.no_onnx, overwrite=args.overwrite,
+                        quantize=args.quantize)
     print(f"exported to {folder}: sentence-transformers encoder + head.safetensors"
-          + ("" if args.no_onnx else " + model.onnx") + " + README.md (model card)")
+          + ("" if args.no_onnx else " + model.onnx") + (" + model_quantized.onnx" if args.quantize else "")
+          + " + README.md (model card)")
     return 0
 
 

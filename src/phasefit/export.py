@@ -4,7 +4,10 @@
 ``classifier.json`` (so ``PhaseFitClassifier.load(OUT)`` works too; they are the same files as the run's ``model/``,
 laid out flat). ``OUT/model.onnx`` is encoder + head in one graph: inputs ``input_ids``, ``attention_mask``
 (and ``token_type_ids`` when the tokenizer makes them), output ``logits``; the tokenizer files are in ``OUT/``.
-``OUT/README.md`` is a model card with the data, recipe, metrics and how to load it.
+``OUT/README.md`` is a model card with the data, recipe, metrics and how to load it. With ``quantize``,
+``OUT/model_quantized.onnx`` is the same graph with int8 weights (ONNX Runtime's dynamic quantisation of the
+MatMul/Gemm weights; activations are quantised on the fly): smaller and faster on CPU, at some accuracy cost that
+``benchmarks/inference.py`` measures.
 """
 
 from __future__ import annotations
@@ -63,10 +66,13 @@ class _LogitsGraph(nn.Module):
 
 
 def export_run(run_dir: str | Path, output: str | Path, *, onnx: bool = True, opset: int = 17,
-               overwrite: bool = False) -> Path:
+               overwrite: bool = False, quantize: bool = False) -> Path:
     """Export a finished run to ``output``: a new or empty folder, or (with ``overwrite``) an earlier phasefit
-    export; never a folder of anything else, and never the folder that holds the run."""
+    export; never a folder of anything else, and never the folder that holds the run. ``quantize`` adds
+    ``model_quantized.onnx`` (int8 weights)."""
     run_dir, output = Path(run_dir), Path(output)
+    if quantize and not onnx:
+        raise ExportError("--quantize quantises the ONNX graph; drop --no-onnx")
     recover_directory(output)  # a kill between the renames of an earlier export: put the old export back first
     clean_stale_temporaries(output.parent, output.name)
     check_export_target(run_dir, output, overwrite=overwrite)
@@ -78,12 +84,15 @@ def export_run(run_dir: str | Path, output: str | Path, *, onnx: bool = True, op
         shutil.copy2(run_dir / "model" / name, tmp / name)
     if onnx:
         export_onnx(classifier, tmp / "model.onnx", opset=opset)
+    if quantize:
+        quantize_onnx(tmp / "model.onnx", tmp / QUANTIZED_ONNX)
     meta = json.loads((tmp / CLASSIFIER_FILE).read_text(encoding="utf-8"))
     if not meta.get("training"):  # a run made before classifiers kept their training record
         meta["training"] = training_summary(metrics)
-    (tmp / "README.md").write_text(model_card(meta, onnx=onnx, source=str(run_dir)), encoding="utf-8")
+    card = model_card(meta, onnx=onnx, source=str(run_dir), quantized=quantize)
+    (tmp / "README.md").write_text(card, encoding="utf-8")
     (tmp / EXPORT_MARKER).write_text(json.dumps({"run": str(run_dir.resolve()), "recipe": metrics["recipe"],
-                                                 "onnx": onnx}), encoding="utf-8")
+                                                 "onnx": onnx, "quantized": quantize}), encoding="utf-8")
     commit_directory(tmp, output)
     return output
 
@@ -104,6 +113,17 @@ def export_onnx(classifier: PhaseFitClassifier, path: Path, *, opset: int = 17) 
         torch.onnx.export(_LogitsGraph(classifier, names), args, str(path), input_names=names,
                           output_names=["logits"], dynamic_axes=dynamic, opset_version=opset, dynamo=False)
     return path
+
+
+QUANTIZED_ONNX = "model_quantized.onnx"
+
+
+def quantize_onnx(source: Path, target: Path) -> Path:
+    """int8 weights for the graph's MatMul/Gemm (ONNX Runtime's ``quantize_dynamic``; per-tensor, signed)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    return target
 
 
 def onnx_predict(path: str | Path, classifier: PhaseFitClassifier, texts: list[str],

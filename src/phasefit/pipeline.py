@@ -79,17 +79,14 @@ def resolve_relative_paths(config: RunConfig, base: Path) -> RunConfig:
     return config.model_copy(update={"data": data, "model": model})
 
 
-def _save_phase_state(output_dir: Path, index: int, ctx: PhaseContext, record: dict[str, Any], last: bool) -> None:
-    """After a phase: its record, and the encoder (or, after the last phase, the classifier), atomically."""
+def _save_phase_state(output_dir: Path, index: int, ctx: PhaseContext, record: dict[str, Any]) -> None:
+    """After an encoder phase: its record and encoder, atomically (the resume state of every phase but the last,
+    whose result is ``model/``; a kill before ``model/`` is written resumes the last phase from its checkpoint)."""
     from phasefit.io import atomic_directory, commit_directory
 
     final = output_dir / STATE_DIR / f"phase-{index}"
     tmp = atomic_directory(final)
-    if last:
-        assert ctx.classifier is not None
-        ctx.classifier.save(tmp / "classifier")
-    else:
-        ctx.encoder.save(str(tmp / "encoder"), safe_serialization=True)
+    ctx.encoder.save(str(tmp / "encoder"), safe_serialization=True)
     (tmp / "record.json").write_text(json.dumps(record, default=str), encoding="utf-8")
     commit_directory(tmp, final)
 
@@ -115,7 +112,6 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
     from transformers import set_seed
 
     from phasefit.config import ModelConfig
-    from phasefit.models.classifier import PhaseFitClassifier
     from phasefit.models.encoder import load_encoder
     from phasefit.phases import get_phase
     from phasefit.phases.base import PhaseContext
@@ -194,8 +190,6 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
         last = index == len(config.phases)
         if index <= done:
             phase_records.append(json.loads((output_dir / STATE_DIR / f"phase-{index}" / "record.json").read_text()))
-            if last:
-                ctx.classifier = PhaseFitClassifier.load(output_dir / STATE_DIR / f"phase-{index}" / "classifier")
             continue
         hit = cache.lookup(index) if cache is not None and not last else None
         if hit is not None:
@@ -207,7 +201,7 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
             (output_dir / "embeddings").mkdir(parents=True, exist_ok=True)
             shutil.copy(hit / "embeddings.npy", output_dir / "embeddings" / f"{index}-{name}.npy")
             phase_records.append(phase_record)
-            _save_phase_state(output_dir, index, ctx, phase_record, last)
+            _save_phase_state(output_dir, index, ctx, phase_record)
             continue
         logger.info("phase %d/%d: %s", index, len(config.phases), name)
         set_seed(config.seed + index)  # each phase's randomness depends on the seed and its position only
@@ -223,7 +217,9 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
         if resumed_from is not None:
             phase_record["resumed_from"] = Path(resumed_from).name  # its seconds count only the resumed part
         phase_records.append(phase_record)
-        _save_phase_state(output_dir, index, ctx, phase_record, last)
+        if not last:  # the last phase's state is model/, written once below
+            _save_phase_state(output_dir, index, ctx, phase_record)
+            shutil.rmtree(output_dir / "checkpoints" / name, ignore_errors=True)  # state/phase-i replaces them
         if cache is not None and not last and resumed_from is None:  # a resumed phase's seconds are partial
             cache.store(index, ctx.encoder, phase_record, output_dir / "embeddings" / f"{index}-{name}.npy")
 

@@ -64,7 +64,8 @@ def card_metadata(meta: dict[str, Any]) -> str:
     return card.to_yaml()
 
 
-def model_card(meta: dict[str, Any], *, onnx: bool = False, source: str | None = None) -> str:
+def model_card(meta: dict[str, Any], *, onnx: bool = False, source: str | None = None,
+               quantized: bool = False) -> str:
     """The card's text: YAML metadata, then what the classifier is and how to use it. ``meta`` is the content of
     ``classifier.json``."""
     info = meta.get("training") or {}
@@ -91,6 +92,9 @@ def model_card(meta: dict[str, Any], *, onnx: bool = False, source: str | None =
                  "features = tok(['book a table for two'], return_tensors='np', padding=True)\n"
                  "logits = session.run(['logits'], {i.name: features[i.name] for i in session.get_inputs()})[0]\n```\n"
                  if onnx else "")
+    if quantized:
+        onnx_text += ("\n`model_quantized.onnx` is the same graph with int8 weights (same inputs and output): faster "
+                      "on CPU, with the accuracy change measured in phasefit's `docs/scaling.md`.\n")
     origin = f"\nSource run: `{source}`.\n" if source else ""
     return f"""---
 {card_metadata(meta)}

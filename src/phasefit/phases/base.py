@@ -36,7 +36,7 @@ class PhaseContext:
     work_dir: Path  # scratch space of the run (checkpoints); the run directory itself is the pipeline's
     unlabelled_texts: list[str] = field(default_factory=list)
     classifier: PhaseFitClassifier | None = None
-    callbacks: list[Any] = field(default_factory=list)  # extra Trainer callbacks for the FT phase (e.g. pruning)
+    callbacks: list[Any] = field(default_factory=list)  # extra Trainer callbacks for every phase (e.g. pruning)
     resume: bool = False  # continue each phase from its last complete Trainer checkpoint
     _tokens: dict[str, list[dict[str, list[int]]]] = field(default_factory=dict, repr=False)
 

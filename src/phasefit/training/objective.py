@@ -11,8 +11,8 @@ from torch import nn
 
 from phasefit.training.cost import trainable_parameters
 from phasefit.training.optim import make_optimizer, parameter_groups
-from phasefit.training.trainer import (build_training_arguments, final_train_loss, phase_trainer_class,
-                                       quiet_trainer, reporting_callbacks)
+from phasefit.training.trainer import (build_training_arguments, final_train_loss, no_final_checkpoint,
+                                       phase_trainer_class, quiet_trainer, reporting_callbacks)
 
 if TYPE_CHECKING:
     from phasefit.config import OptimConfig
@@ -94,9 +94,10 @@ def train_objective(
     optimizer = make_optimizer(groups, cfg)
     args = build_training_arguments(ctx, phase=phase, cfg=cfg, group_by_length=False)
     selection = best_epoch_callback(ctx, phase) if getattr(cfg, "select_epoch", False) else None
-    callbacks = ([selection] if selection else []) + reporting_callbacks(ctx, phase)
+    callbacks = [*([selection] if selection else []), no_final_checkpoint(), *ctx.callbacks,
+                 *reporting_callbacks(ctx, phase)]
     trainer = phase_trainer_class()(model=objective, args=args, train_dataset=ListDataset(items), data_collator=collator,
-                                    optimizers=(optimizer, None), callbacks=callbacks or None)
+                                    optimizers=(optimizer, None), callbacks=callbacks)
     trainer.train_sampler = sampler
     trainer.phase_name = phase
     quiet_trainer(trainer)

@@ -104,6 +104,20 @@ def reporting_callbacks(ctx: PhaseContext, phase: str) -> list[Any]:
     return [TensorBoardCallback(SummaryWriter(log_dir=str(ctx.work_dir / "logs" / phase)))]
 
 
+def no_final_checkpoint() -> Any:
+    """A callback that skips the Trainer's checkpoint at the end of the last epoch of an encoder phase: the pipeline
+    saves the phase's encoder to ``state/phase-i`` right after, and that is its resume state (a checkpoint of the
+    objective, decoder and optimiser included, would be a second, larger copy that nothing reads)."""
+    from transformers import TrainerCallback
+
+    class NoFinalCheckpoint(TrainerCallback):
+        def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.max_steps and state.global_step >= state.max_steps:
+                control.should_save = False
+
+    return NoFinalCheckpoint()
+
+
 class TrainerOptionError(PhasefitError, ValueError):
     """A ``trainer.*`` option this machine or environment cannot honour."""
 
@@ -170,9 +184,19 @@ def phase_trainer_class() -> type:
 
 def checkpoints(folder: str | Path, *, complete: bool = False) -> list[Path]:
     """A phase's Trainer checkpoints, newest (highest step) first; with ``complete``, only those the Trainer
-    finished writing (``trainer_state.json`` is written last, so a kill while saving leaves it missing)."""
+    finished writing: ``trainer_state.json`` is written last and not atomically, so a kill while saving leaves it
+    missing, empty or cut short."""
     found = sorted(Path(folder).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]), reverse=True)
-    return [p for p in found if (p / "trainer_state.json").is_file()] if complete else found
+    return [p for p in found if _complete_state(p / "trainer_state.json")] if complete else found
+
+
+def _complete_state(path: Path) -> bool:
+    import json
+
+    try:
+        return isinstance(json.loads(path.read_text(encoding="utf-8")), dict)
+    except (OSError, ValueError):
+        return False
 
 
 def _last_checkpoint(folder: str) -> str | None:
