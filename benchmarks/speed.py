@@ -40,6 +40,7 @@ from torch import nn  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SST2 = ROOT.parent / "shared" / "data" / "sst2"
+NEWSGROUPS = ROOT.parent / "shared" / "data" / "20newsgroups"
 PHASES = ["dae", "cl", "joint", "ft", "scl", "supcon"]
 RECIPE_OF = {"dae": "dae-ft", "cl": "cl-ft", "joint": "joint", "ft": "ft", "scl": "scl", "supcon": "supcon-ft"}
 
@@ -48,17 +49,21 @@ RECIPE_OF = {"dae": "dae-ft", "cl": "cl-ft", "joint": "joint", "ft": "ft", "scl"
 # Data and settings shared by both sides
 
 
-def load_texts(count: int, validation: int, seed: int = 0) -> tuple[list[str], list[str], list[str], list[str]]:
-    """``count`` SST-2 training sentences and ``validation`` dev sentences, seeded, with their labels."""
+def load_texts(count: int, validation: int, seed: int = 0, data: str = "sst2"
+               ) -> tuple[list[str], list[str], list[str], list[str]]:
+    """``count`` training texts and ``validation`` held-out texts (SST-2: dev; 20 Newsgroups: test), seeded, with
+    their labels."""
     def read(path: Path) -> tuple[list[str], list[str]]:
+        csv.field_size_limit(1 << 24)
         with path.open(encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
+            rows = [r for r in csv.DictReader(handle) if r["text"].strip()]
         return [r["text"] for r in rows], [r["label"] for r in rows]
 
-    texts, labels = read(SST2 / "train.csv")
+    folder, held_out = (SST2, "validation.csv") if data == "sst2" else (NEWSGROUPS, "test.csv")
+    texts, labels = read(folder / "train.csv")
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(texts), count, replace=False)
-    val_texts, val_labels = read(SST2 / "validation.csv")
+    val_texts, val_labels = read(folder / held_out)
     vpick = rng.choice(len(val_texts), validation, replace=False)
     return ([texts[i] for i in pick], [labels[i] for i in pick], [val_texts[i] for i in vpick],
             [val_labels[i] for i in vpick])
@@ -75,6 +80,8 @@ def phase_settings(phase: str, args: argparse.Namespace) -> dict[str, Any]:
         settings[phase] = dict(common)
     if phase == "joint":
         settings["joint"]["epochs"] = epochs
+    if getattr(args, "group_by_length", None) is not None:
+        settings["ft"]["group_by_length"] = args.group_by_length
     return settings
 
 
@@ -96,7 +103,19 @@ def step_clock() -> Any:
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.step_ends.append(time.perf_counter())
 
-    return Clock()
+        # after an epoch's last step: on_epoch_end, then the validation pass (FT), then the checkpoint
+        def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.epoch_ends.append(time.perf_counter())
+
+        def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.evaluated.append(time.perf_counter())
+
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.saved.append(time.perf_counter())
+
+    clock = Clock()
+    clock.epoch_ends, clock.evaluated, clock.saved = [], [], []
+    return clock
 
 
 def phase_config(phase: str, data: tuple, args: argparse.Namespace) -> tuple[Any, Any]:
@@ -133,8 +152,16 @@ def run_phasefit(phase: str, data: tuple, args: argparse.Namespace) -> dict[str,
         ended = time.perf_counter()
     steps = len(clock.step_ends)
     examples = record["examples"]
+    # validation passes (FT) and checkpoint writes, summed over the phase
+    validation = sum(e - b for b, e in zip(clock.epoch_ends, clock.evaluated))
+    checkpoints = sum(s - (e if e is not None else b) for b, e, s in
+                      zip(clock.epoch_ends, clock.evaluated or [None] * len(clock.saved), clock.saved))
+    last_validation = clock.evaluated[-1] - clock.epoch_ends[-1] if clock.evaluated else 0.0
     out = {"seconds": ended - started, "examples": examples, "steps": steps,
-           "before_first_step": clock.step_begins[0] - started, "after_last_step": ended - clock.step_ends[-1]}
+           "before_first_step": clock.step_begins[0] - started,
+           # after the last step, less the last epoch's validation pass (the plain loop has one too)
+           "after_last_step": ended - clock.step_ends[-1] - last_validation,
+           "validation_seconds": validation, "checkpoint_seconds": checkpoints}
     # per-step rate over steps 2..n (the first carries one-off allocation), in examples/s
     if steps > 1:
         out["step_rate"] = examples * (steps - 1) / steps / (clock.step_ends[-1] - clock.step_ends[0])
@@ -333,9 +360,15 @@ def main() -> None:
     parser.add_argument("--max-pairs", type=int, default=None, help="cap CL/Joint pairs (both sides)")
     parser.add_argument("--phases", nargs="+", default=PHASES, choices=PHASES)
     parser.add_argument("--output", type=Path, help="folder for speed-<texts>.json and .md")
+    parser.add_argument("--data", choices=["sst2", "20ng"], default="sst2")
+    parser.add_argument("--length-grouping", action="store_true",
+                        help="instead: FT with and without length-grouped batches (use --data 20ng --max-length 256)")
     args = parser.parse_args()
 
-    data = load_texts(args.texts, args.validation)
+    data = load_texts(args.texts, args.validation, data=args.data)
+    if args.length_grouping:
+        length_grouping(data, args)
+        return
     peak = matmul_rate()
     rows = []
     for phase in args.phases:
@@ -347,6 +380,7 @@ def main() -> None:
                "phasefit_seconds": ours["seconds"], "plain_seconds": plain["seconds"],
                "fixed_before": ours["before_first_step"], "fixed_after": ours["after_last_step"],
                "plain_before": plain["before_first_step"], "step_rate": ours.get("step_rate"),
+               "validation_seconds": ours["validation_seconds"], "checkpoint_seconds": ours["checkpoint_seconds"],
                "flops_per_example": plain["flops_per_example"]}
         row["ratio"] = row["phasefit_ex_s"] / row["plain_ex_s"]
         row["mfu_phasefit"] = row["phasefit_ex_s"] * row["flops_per_example"] / peak
@@ -357,10 +391,38 @@ def main() -> None:
     print(report)
     if args.output:
         args.output.mkdir(parents=True, exist_ok=True)
-        (args.output / f"speed-{args.texts}.json").write_text(json.dumps({"rows": rows, "matmul_flops": peak,
+        name = f"speed-{args.texts}" + ("" if args.phases == PHASES else "-" + "-".join(args.phases))
+        (args.output / f"{name}.json").write_text(json.dumps({"rows": rows, "matmul_flops": peak,
                                                                          "args": vars(args) | {"output": str(args.output)},
                                                                          **environment()}, indent=1))
-        (args.output / f"speed-{args.texts}.md").write_text(report)
+        (args.output / f"{name}.md").write_text(report)
+
+
+def length_grouping(data: tuple, args: argparse.Namespace) -> None:
+    """FT's examples/s with length-grouped batches and with plain random batches (dynamic padding in both), same
+    texts, same run; the token count each side pads to is printed too."""
+    seconds: dict[bool, list[float]] = {True: [], False: []}
+    examples = 0
+    for grouped in (True, False, False, True):  # ABBA: a drift of the machine's speed cancels out
+        args.group_by_length = grouped
+        out = run_phasefit("ft", data, args)
+        seconds[grouped].append(out["seconds"])
+        examples = out["examples"]
+    lines = [f"# FT with and without length-grouped batches: {args.texts} {args.data} texts, max {args.max_length} "
+             f"tokens, batch {args.batch}, {args.ft_epochs} epochs (+ a validation pass of {args.validation} each)",
+             "", f"`python benchmarks/speed.py --length-grouping --data {args.data} --texts {args.texts} "
+             f"--max-length {args.max_length} --ft-epochs {args.ft_epochs} --validation {args.validation}` "
+             "(order: grouped, random, random, grouped)", "",
+             "| batches | examples/s (mean of 2) | examples | seconds, each run |", "|---|---|---|---|"]
+    rate = {g: examples / (sum(s) / len(s)) for g, s in seconds.items()}
+    lines += [f"| {'length-grouped' if g else 'random'} | {rate[g]:.2f} | {examples} | "
+              f"{', '.join(f'{x:.1f}' for x in seconds[g])} |" for g in (True, False)]
+    lines += ["", f"Length-grouped / random: {rate[True] / rate[False]:.2f}x."]
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if args.output:
+        args.output.mkdir(parents=True, exist_ok=True)
+        (args.output / f"length-grouping-{args.data}-{args.texts}.md").write_text(report)
 
 
 def plain_pairs(data: tuple, args: argparse.Namespace) -> list[tuple[str, str, float]]:
@@ -392,22 +454,30 @@ def format_row(row: dict[str, Any]) -> str:
 def render(rows: list[dict[str, Any]], args: argparse.Namespace, peak: float) -> str:
     env = environment()
     lines = [f"# Phase speed, {args.texts} SST-2 texts, max {args.max_length} tokens, batch {args.batch}", "",
-             f"`python benchmarks/speed.py --texts {args.texts}` — torch {env['torch']}, transformers "
+             f"`python benchmarks/speed.py --texts {args.texts}"
+             + (f" --max-pairs {args.max_pairs}" if args.max_pairs else "")
+             + ("" if args.phases == PHASES else " --phases " + " ".join(args.phases)) + "` — torch {env['torch']}, transformers "
              f"{env['transformers']}, sentence-transformers {env['sentence_transformers']}, Python {env['python']}, "
              f"{env['cores']} cores ({env['threads']} torch threads); fp32 matmul peak measured in this run: "
              f"{peak / 1e9:.1f} GFLOP/s.", "",
              "| phase | examples | phasefit ex/s | plain ex/s | ratio | phasefit s | plain s | fixed before first step s "
-             "| fixed after last step s | plain set-up s | per-step rate ex/s | MFU phasefit | MFU plain |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| fixed after last step s | of which: validation s, checkpoints s (whole phase) | plain set-up s "
+             "| per-step rate ex/s | MFU phasefit | MFU plain |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         step = f"{r['step_rate']:.1f}" if r["step_rate"] else "-"
         lines.append(f"| {r['phase']} | {r['examples']} | {r['phasefit_ex_s']:.1f} | {r['plain_ex_s']:.1f} | "
                      f"{r['ratio']:.2f} | {r['phasefit_seconds']:.1f} | {r['plain_seconds']:.1f} | "
-                     f"{r['fixed_before']:.2f} | {r['fixed_after']:.2f} | {r['plain_before']:.2f} | {step} | "
+                     f"{r['fixed_before']:.2f} | {r['fixed_after']:.2f} | "
+                     f"{r['validation_seconds']:.1f}, {r['checkpoint_seconds']:.1f} | {r['plain_before']:.2f} | {step} | "
                      f"{r['mfu_phasefit']:.1%} | {r['mfu_plain']:.1%} |")
     lines.append("")
     lines.append("Examples are texts (DAE, FT, SCL, SupCon) or pairs (CL; Joint: one pair and one text each); FT and "
-                 "SCL include a validation pass per epoch on both sides. One measurement per side, plain first.")
+                 "SCL include a validation pass per epoch on both sides (the last one is not counted in 'fixed after "
+                 "last step'). 'Fixed' is phasefit's time outside the training steps: set-up before the first step "
+                 "(loss, decoder, Trainer), and after the last one (restoring FT's best epoch). One measurement per "
+                 "side, plain first. The plain loop uses torch's default AdamW and no gradient clipping; phasefit "
+                 "clips at 1.0 and uses the fused AdamW (trainer.fused_optimizer).")
     return "\n".join(lines) + "\n"
 
 

@@ -183,6 +183,10 @@ class FTConfig(OptimConfig):
     sampler: Literal["random", "label-aware"] = Field(
         "random", description="Batch order; label-aware puts same-class pairs in every batch (for SCL)."
     )
+    group_by_length: bool = Field(
+        True, description="With sampler=random: batches of similar token lengths (the Trainer's length-grouped "
+        "sampler), so dynamic padding pads less; false: plain random batches."
+    )
 
     @model_validator(mode="after")
     def _scl_needs_encoder(self) -> FTConfig:
@@ -234,6 +238,9 @@ class TrainerConfig(_Section):
     gradient_accumulation_steps: int = Field(1, ge=1, description="Batches per optimiser step (effective batch = "
                                              "batch_size x this).")
     dataloader_num_workers: int = Field(0, ge=0, description="Data-loading worker processes (0: in the main process).")
+    fused_optimizer: bool = Field(True, description="torch's fused AdamW (6x faster optimiser steps on CPU; float "
+                                  "rounding differs). false: the default implementation, which runs made before "
+                                  "this option existed used.")
 
     @field_validator("report_to", mode="before")
     @classmethod

@@ -12,9 +12,11 @@ MatMul/Gemm weights; activations are quantised on the fly): smaller and faster o
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -130,13 +132,18 @@ def onnx_predict(path: str | Path, classifier: PhaseFitClassifier, texts: list[s
                  text_pairs: list[str] | None = None, *, batch_size: int = 64) -> np.ndarray:
     """Logits of the ONNX graph for ``texts`` (and their ``text_pairs``, tokenised together as in training, for a
     classifier trained on pairs), tokenised with the classifier's tokenizer; shape (N, C)."""
+    session = _session(str(Path(path).resolve()), Path(path).stat().st_mtime_ns)
+    wanted = [i.name for i in session.get_inputs()]
+
+    def logits(features: dict[str, Any]) -> np.ndarray:
+        return session.run(["logits"], {name: features[name].numpy() for name in wanted})[0]
+
+    return classifier.logits_in_length_order(logits, texts, text_pairs, batch_size=batch_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _session(path: str, mtime_ns: int) -> Any:
+    """One ONNX Runtime session per graph file (and version of it), reused across calls."""
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    wanted = [i.name for i in session.get_inputs()]
-    out = []
-    for start in range(0, len(texts), batch_size):
-        pairs = None if text_pairs is None else text_pairs[start : start + batch_size]
-        features = classifier.tokenize(texts[start : start + batch_size], pairs)
-        out.append(session.run(["logits"], {name: features[name].numpy() for name in wanted})[0])
-    return np.concatenate(out) if out else np.zeros((0, len(classifier.label_names)), dtype=np.float32)
+    return onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])

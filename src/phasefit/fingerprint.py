@@ -24,7 +24,10 @@ NOT_RESULTS = {"progress", "plots", "phase_cache"}  # top-level keys that cannot
 NOT_RESULT_KEYS = {"trainer.report_to", "trainer.dataloader_num_workers"}  # nor can these
 # Keys added after runs were made: at these values they do what the earlier runs did, so they leave the fingerprint
 # (and the comparison with an earlier run's config.yaml) unchanged.
-LATER_KEY_DEFAULTS = {"trainer.mixed_precision": "no", "trainer.gradient_accumulation_steps": 1}
+# (trainer.fused_optimizer defaults to true, but runs made before it existed used the unfused AdamW: at false it
+# matches them, at true it does not.)
+LATER_KEY_DEFAULTS = {"trainer.mixed_precision": "no", "trainer.gradient_accumulation_steps": 1,
+                      "trainer.fused_optimizer": False, "ft.group_by_length": True}
 _MODEL_FILES = (".safetensors", ".bin", ".json", ".txt", ".model")
 
 

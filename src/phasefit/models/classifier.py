@@ -149,16 +149,26 @@ class PhaseFitClassifier(nn.Module, ModelHubMixin, library_name="phasefit", pipe
         self._check_pairs(texts, text_pairs)
         was_training = self.training
         self.eval()
+
+        def logits(features: dict[str, torch.Tensor]) -> np.ndarray:
+            features = {k: v.to(self.device) for k, v in features.items()}
+            return self(**features)["logits"].float().cpu().numpy()
+
+        out = self.logits_in_length_order(logits, texts, text_pairs, batch_size=batch_size)
+        self.train(was_training)
+        return out
+
+    def logits_in_length_order(self, logits: Any, texts: Sequence[str], text_pairs: Sequence[str] | None = None, *,
+                               batch_size: int = 64) -> np.ndarray:
+        """``logits(features) -> (B, C)`` over batches of the texts sorted by length (each batch pads to similar
+        lengths), put back in input order: (N, C). PyTorch and the ONNX graph both predict through it."""
         texts = list(texts)
-        # Sort by length so each batch pads to similar lengths; results are put back in input order.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]) + (len(text_pairs[i]) if text_pairs else 0))
         out = np.zeros((len(texts), len(self.label_names)), dtype=np.float32)
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             pairs = None if text_pairs is None else [text_pairs[i] for i in idx]
-            features = {k: v.to(self.device) for k, v in self.tokenize([texts[i] for i in idx], pairs).items()}
-            out[idx] = self(**features)["logits"].float().cpu().numpy()
-        self.train(was_training)
+            out[idx] = logits(self.tokenize([texts[i] for i in idx], pairs))
         return out
 
     def predict_proba(self, texts: str | Sequence[str], text_pairs: str | Sequence[str] | None = None, *,

@@ -95,9 +95,10 @@ class FTPhase:
             groups = parameter_groups(ctx.encoder, head, lr=cfg.lr, head_lr=cfg.head_lr,
                                       weight_decay=cfg.weight_decay, layer_decay=cfg.layer_decay)
 
-        optimizer = make_optimizer(groups, cfg)
+        optimizer = make_optimizer(groups, cfg, fused=ctx.config.trainer.fused_optimizer)
         args = build_training_arguments(ctx, phase=self.name, cfg=cfg, evaluate=True, metric=cfg.metric,
-                                        group_by_length=not cfg.freeze_encoder and cfg.sampler == "random")
+                                        group_by_length=(cfg.group_by_length and not cfg.freeze_encoder
+                                                         and cfg.sampler == "random"))
         label_names = splits.label_names
 
         def compute_metrics(prediction: Any) -> dict[str, float]:

@@ -91,7 +91,7 @@ def train_objective(
         raise ValueError(f"phase {phase}: nothing to train on (0 examples)")
     groups = parameter_groups(objective, None, lr=cfg.lr, head_lr=cfg.lr, weight_decay=cfg.weight_decay,
                               layer_decay=cfg.layer_decay)
-    optimizer = make_optimizer(groups, cfg)
+    optimizer = make_optimizer(groups, cfg, fused=ctx.config.trainer.fused_optimizer)
     args = build_training_arguments(ctx, phase=phase, cfg=cfg, group_by_length=False)
     selection = best_epoch_callback(ctx, phase) if getattr(cfg, "select_epoch", False) else None
     callbacks = [*([selection] if selection else []), no_final_checkpoint(), *ctx.callbacks,
