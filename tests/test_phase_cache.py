@@ -53,6 +53,7 @@ def test_a_cached_phase_gives_the_run_it_would_have_trained(tiny_model_dir: Path
     ("3phase", ["seed=1"], [False, False, False]),  # another seed: another split and initialisation
     ("3phase", ["cl.min_ratio=1.0"], [True, False, False]),  # CL's settings do not enter DAE's key
     ("3phase", ["data.max_length=24"], [False, False, False]),  # the token limit changes what DAE sees
+    ("3phase", ["trainer.fused_optimizer=false"], [False, False, False]),  # another optimiser kernel
 ])
 def test_reuse_only_when_every_input_of_the_phase_matches(recipe: str, extra: list[str], expected: list[bool],
                                                           tiny_model_dir: Path, toy_data_dir_module: Path,
@@ -73,3 +74,19 @@ def test_changed_data_misses(tiny_model_dir: Path, toy_data_dir: Path, tmp_path:
     frame.to_csv(toy_data_dir / "train.csv", index=False)
     metrics = train(_config("dae-ft", tiny_model_dir, toy_data_dir, cache), tmp_path / "second").metrics
     assert _reused(metrics) == [False, False]
+
+
+def test_cache_keys_of_runs_made_before_the_trainer_options_existed_stay_valid(tiny_model_dir: Path,
+                                                                              toy_data_dir_module: Path) -> None:
+    """At the values earlier runs used (unfused AdamW, fp32, no accumulation) no trainer key enters the cache key,
+    so entries written before those options existed are still found; at any other value the key changes."""
+    from phasefit.phase_cache import PhaseCache
+    from phasefit.run_data import load_run_data
+
+    def key(*extra: str) -> tuple[str, dict]:
+        config = _config("3phase", tiny_model_dir, toy_data_dir_module, *extra)
+        return PhaseCache("unused", config, load_run_data(config), [], 32, model_content="m").key(1)
+
+    legacy, inputs = key("trainer.fused_optimizer=false")
+    assert "trainer" not in inputs
+    assert key()[0] != legacy and key()[1]["trainer"] == {"trainer.fused_optimizer": True}

@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from phasefit.fingerprint import data_fingerprint, model_fingerprint, sha256
+from phasefit.fingerprint import data_fingerprint, model_fingerprint, result_config, sha256
 from phasefit.io import atomic_directory, atomic_write_json, commit_directory
 
 if TYPE_CHECKING:
@@ -64,6 +64,11 @@ class PhaseCache:
         sections = {section: getattr(self.config, section).model_dump(mode="json")
                     for name in phases for section in PHASE_SECTIONS[name]}
         inputs = {**self.base, "phases": phases, "settings": sections}
+        # Trainer options that change the numbers (fused optimiser, precision, accumulation): only those away from
+        # what runs made before they existed did, so those runs' entries keep their keys.
+        trainer = result_config({"trainer": self.config.trainer.model_dump(mode="json")})
+        if trainer:
+            inputs["trainer"] = trainer
         return sha256(inputs), inputs
 
     def _folder(self, index: int) -> tuple[Path, dict[str, Any]]:
