@@ -96,6 +96,9 @@ def step_clock() -> Any:
         def __init__(self) -> None:
             self.step_begins: list[float] = []
             self.step_ends: list[float] = []
+            self.epoch_ends: list[float] = []
+            self.evaluated: list[float] = []
+            self.saved: list[float] = []
 
         def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.step_begins.append(time.perf_counter())
@@ -113,9 +116,7 @@ def step_clock() -> Any:
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.saved.append(time.perf_counter())
 
-    clock = Clock()
-    clock.epoch_ends, clock.evaluated, clock.saved = [], [], []
-    return clock
+    return Clock()
 
 
 def phase_config(phase: str, data: tuple, args: argparse.Namespace) -> tuple[Any, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -23,63 +23,8 @@ Pair = tuple[str, str, float]
 
 # --- reference: the old loops, verbatim ------------------------------------------------------------------------
 
-def _ref_check_ratios(min_ratio: float, max_ratio: float) -> None:
-    if not (0 <= min_ratio <= max_ratio and max_ratio > 0):
-        raise ValueError(
-            f"imbalance correction needs 0 <= min_ratio <= max_ratio and max_ratio > 0, "
-            f"got min_ratio={min_ratio!r}, max_ratio={max_ratio!r} (paper defaults: 1.5 and 4)"
-        )
-
-
-def _ref_check_lengths(texts: Sequence[str], labels: Sequence[str]) -> None:
-    if len(texts) != len(labels):
-        raise ValueError(f"texts and labels differ in length: {len(texts)} texts, {len(labels)} labels")
-
-
-def ref_imbalance_ratio(n_k: int, max_k: int, *, min_ratio: float, max_ratio: float) -> float:
-    """Oversampling ratio of a class of size ``n_k`` (paper 000 eq. 4 and 5a).
-
-    ``f(x) = log(max_k / x) * max_ratio / log(max_k)`` (eq. 4) and ``ratio = max(min_ratio, f(n_k))``. The paper
-    prints ``min`` in eq. 5a, but calls ``min_ratio`` a lower bound and states ``f(1) = max_ratio``; only ``max``
-    agrees with both, so ``min_ratio`` is implemented as a lower bound. ``f`` equals 1 at
-    ``x = max_k ** ((max_ratio - 1) / max_ratio)`` (eq. 6).
-
-    Note that ``f(max_k) = 0``, so the largest class gets ``min_ratio`` and is oversampled too: that is what the
-    formula says. When ``max_k == 1`` (every class has one example) eq. 4 is 0/0; the ratio is then ``max_ratio``,
-    the value the paper states for ``f(1)``.
-
-    Raises:
-        ValueError: on sizes outside ``1 <= n_k <= max_k`` or ratios outside ``0 <= min_ratio <= max_ratio``.
-    """
-    _ref_check_ratios(min_ratio, max_ratio)
-    if not 1 <= n_k <= max_k:
-        raise ValueError(f"class sizes must satisfy 1 <= n_k <= max_k, got n_k={n_k}, max_k={max_k}")
-    if max_k == 1:
-        return float(max_ratio)
-    f = math.log(max_k / n_k) * max_ratio / math.log(max_k)
-    return float(max(min_ratio, f))
-
-
-def ref_class_sizes_after_correction(
-    counts: Mapping[str, int], *, min_ratio: float, max_ratio: float
-) -> dict[str, int]:
-    """New class sizes ``round(ratio_k * n_k)`` (paper 000 eq. 5b), rounding halves up.
-
-    A single class has nothing to balance against and is returned unchanged.
-
-    Raises:
-        ValueError: on ratios outside ``0 <= min_ratio <= max_ratio`` or a class with no example.
-    """
-    _ref_check_ratios(min_ratio, max_ratio)
-    if any(n < 1 for n in counts.values()):
-        raise ValueError(f"every class needs at least one example, got counts {dict(counts)}")
-    if len(counts) <= 1:
-        return dict(counts)
-    max_k = max(counts.values())
-    return {
-        k: math.floor(ref_imbalance_ratio(n, max_k, min_ratio=min_ratio, max_ratio=max_ratio) * n + 0.5)
-        for k, n in counts.items()
-    }
+# imbalance_ratio, class_sizes_after_correction, pair_target and the argument checks are unchanged: the reference
+# calls phasefit's own.
 
 
 def ref_balance_classes(
@@ -92,7 +37,7 @@ def ref_balance_classes(
     noise_min_words: int = 6,
     stop_word_ratio: float = 0.5,
 ) -> tuple[list[str], list[str]]:
-    """Oversample every class to :func:`ref_class_sizes_after_correction` (paper 000 §3.2.1).
+    """Oversample every class to :func:`class_sizes_after_correction` (paper 000 §3.2.1).
 
     All originals are kept, in order; the added copies follow, class by class in order of first appearance. Copies
     cycle through random permutations of the class, so every original is copied as evenly as possible. A copy of
@@ -103,12 +48,12 @@ def ref_balance_classes(
     Returns:
         The balanced ``(texts, labels)``.
     """
-    _ref_check_lengths(texts, labels)
+    new._check_lengths(texts, labels)
     out_texts, out_labels = list(texts), list(labels)
     members: dict[str, list[int]] = defaultdict(list)
     for i, y in enumerate(labels):
         members[y].append(i)
-    sizes = ref_class_sizes_after_correction(
+    sizes = new.class_sizes_after_correction(
         {y: len(ix) for y, ix in members.items()}, min_ratio=min_ratio, max_ratio=max_ratio
     )
     for y, ix in members.items():
@@ -124,24 +69,6 @@ def ref_balance_classes(
             out_texts.append(text)
             out_labels.append(y)
     return out_texts, out_labels
-
-
-def ref_pair_target(label_a: str, label_b: str, separator: str | None) -> float:
-    """Target similarity of a pair (paper 000 eq. 3 and §3.2): 1.0 same label, 0.0 different.
-
-    With ``separator`` set, labels are paths (``comp.sys.mac``) and the target is the number of levels that match
-    from the top, up to the first mismatch, over the depth of the deeper label: ``a.b.c`` vs ``a.b.d`` gives 2/3,
-    ``a.x`` vs ``b.x`` gives 0.
-    """
-    if separator is None:
-        return 1.0 if label_a == label_b else 0.0
-    a, b = str(label_a).split(separator), str(label_b).split(separator)
-    shared = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        shared += 1
-    return shared / max(len(a), len(b))
 
 
 class _ref_PairCollector:
@@ -164,7 +91,7 @@ class _ref_PairCollector:
         if key in self.seen:
             return
         self.seen.add(key)
-        self.pairs.append((a[0], b[0], ref_pair_target(a[1], b[1], self.separator)))
+        self.pairs.append((a[0], b[0], new.pair_target(a[1], b[1], self.separator)))
 
 
 def _ref_balance_targets(pairs: list[Pair], rng: np.random.Generator) -> list[Pair]:
@@ -198,9 +125,9 @@ def ref_build_pairs(
     result has at most ``copies * n`` pairs: linear in ``n``.
 
     Returns:
-        ``(text_a, text_b, target)`` triples with targets from :func:`ref_pair_target`.
+        ``(text_a, text_b, target)`` triples with targets from :func:`pair_target`.
     """
-    _ref_check_lengths(texts, labels)
+    new._check_lengths(texts, labels)
     if copies is None:
         if augmentation_factor < 1:
             raise ValueError(f"augmentation_factor must be >= 1, got {augmentation_factor}")
@@ -230,7 +157,7 @@ def ref_sample_setfit_pairs(
     a different label (skipped when there is one class). Self-pairs and repeated unordered pairs are dropped, as in
     :func:`ref_build_pairs`, so positives and negatives are equal in number only up to those drops.
     """
-    _ref_check_lengths(texts, labels)
+    new._check_lengths(texts, labels)
     if num_iterations < 1:
         raise ValueError(f"num_iterations must be >= 1, got {num_iterations}")
     labels_arr = np.asarray(labels, dtype=object)
