@@ -17,7 +17,7 @@ from phasefit.config import ConfigError, RunConfig
 if TYPE_CHECKING:
     from phasefit.models.classifier import PhaseFitClassifier
 
-SECTIONS = ("model", "dae", "cl", "joint", "supcon", "simclr", "ft", "trainer")
+SECTIONS = ("model", "dae", "mlm", "cl", "joint", "supcon", "simclr", "ft", "trainer")
 
 
 def train(

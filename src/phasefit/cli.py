@@ -130,6 +130,39 @@ def _build_parser() -> argparse.ArgumentParser:
     transfer.add_argument("--target-set", action="append", default=[], metavar="KEY=VALUE",
                           help="override for the target runs only (e.g. data.max_test_examples=1000)")
 
+    study = sub.add_parser("study", help="the method's open questions on your data: imbalance, size, phase 1",
+                           description="Grids that answer the open questions of the 3-Phase method on a data set "
+                           "(resumable; results.csv and a report with the curves in --output). See docs/findings.md.")
+    studies = study.add_subparsers(dest="study", required=True, metavar="STUDY")
+    from phasefit.experiments.studies import (IMBALANCE_RATIOS, IMBALANCE_RECIPES, PHASE1_RECIPES, SIZE_RECIPES,
+                                              SIZES)
+
+    def study_parser(name: str, help_text: str, recipes: list[str]) -> argparse.ArgumentParser:
+        parser = studies.add_parser(name, help=help_text, description=help_text)
+        parser.add_argument("--data", required=True, help="data set (its training split is what the study varies)")
+        parser.add_argument("--recipes", nargs="+", default=recipes, help=f"recipes (default: {' '.join(recipes)})")
+        parser.add_argument("--output", required=True, help="folder of the runs, results.csv and report.md")
+        parser.add_argument("--model", help="encoder (default: all-MiniLM-L6-v2, packaged)")
+        _add_grid_arguments(parser)
+        return parser
+
+    imbalance = study_parser("imbalance", "down-sample classes geometrically to each largest:smallest ratio and "
+                             "compare recipes on accuracy, macro-F1 and rare-class recall", IMBALANCE_RECIPES)
+    imbalance.add_argument("--ratios", type=float, nargs="+", default=IMBALANCE_RATIOS,
+                           help=f"largest:smallest class-size ratios (default: {' '.join(f'{r:g}' for r in IMBALANCE_RATIOS)})")
+    imbalance.add_argument("--largest", type=int,
+                           help="examples of the largest class (default: the smallest class count of train)")
+    imbalance.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                           help="seeds; each also picks which classes become rare (default 0 1 2)")
+    size = study_parser("size", "a learning curve: N training examples drawn per size and draw, the same "
+                        "validation and test sets throughout", SIZE_RECIPES)
+    size.add_argument("--sizes", type=int, nargs="+", default=SIZES,
+                      help=f"training-set sizes (default: {' '.join(map(str, SIZES))})")
+    size.add_argument("--draws", type=int, default=3, help="independent draws per size (each its own seed; default 3)")
+    phase1 = study_parser("phase1", "what phase 1 should be: none (cl-ft), DAE (3phase) or masked-LM (mlm-cl-ft)",
+                          PHASE1_RECIPES)
+    phase1.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default 0 1 2)")
+
     experiment = sub.add_parser("experiment", help="a grid of data sets x recipes x seeds from a YAML file",
                                 description="Train every cell of a grid (resumable: finished cells are reused) "
                                 "and write results.csv / results.jsonl, one row per run.")
@@ -183,15 +216,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from phasefit.errors import PhasefitError  # the base of every error a user can fix: no layer imported for it
 
     if args.command in {"run", "train", "evaluate", "predict", "few-shot", "noise", "transfer", "experiment", "search",
-                        "select"}:
+                        "select", "study"}:
         _quiet_libraries()
     from phasefit.cli_grids import (_cmd_experiment, _cmd_few_shot, _cmd_noise, _cmd_report, _cmd_run, _cmd_search,
-                                    _cmd_select, _cmd_transfer)
+                                    _cmd_select, _cmd_study, _cmd_transfer)
 
     handlers = {
         "run": _cmd_run, "select": _cmd_select, "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
         "experiment": _cmd_experiment, "report": _cmd_report, "few-shot": _cmd_few_shot, "noise": _cmd_noise,
-        "transfer": _cmd_transfer, "search": _cmd_search, "export": _cmd_export, "recipes": _cmd_recipes, "config": _cmd_config,
+        "transfer": _cmd_transfer, "study": _cmd_study, "search": _cmd_search, "export": _cmd_export, "recipes": _cmd_recipes, "config": _cmd_config,
     }
     errors = (PhasefitError, FileNotFoundError)
     try:

@@ -131,3 +131,24 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
                          settings=_settings(args), on_progress=_print_progress, overwrite=args.overwrite)
     print("\n" + table + f"\n\nsummary: {Path(args.output) / 'summary.md'}")
     return 0
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from phasefit.experiments import studies
+
+    output = Path(args.output)
+    if args.study == "imbalance":
+        cells = studies.imbalance_cells(args.data, args.recipes, args.ratios, args.seeds, largest=args.largest)
+        what = f"ratios {' '.join(f'{r:g}' for r in args.ratios)} x seeds {args.seeds}"
+    elif args.study == "size":
+        cells = studies.size_cells(args.data, args.recipes, args.sizes, args.draws)
+        what = f"sizes {' '.join(map(str, args.sizes))} x {args.draws} draws"
+    else:
+        cells = studies.phase1_cells(args.data, args.recipes, args.seeds)
+        what = f"seeds {args.seeds}"
+    print(f"phasefit study {args.study}: {', '.join(args.recipes)} x {what} on {args.data} -> {output} "
+          f"({len(cells)} runs)")
+    md, page = studies.run_study(cells, output, settings=_settings(args), on_progress=_print_progress,
+                                 overwrite=args.overwrite)
+    print(f"\nresults: {output / 'results.csv'}\nreport:  {md}  {page}")
+    return 0

@@ -50,6 +50,18 @@ class DataConfig(_Section):
     few_shot_n: int | None = Field(None, ge=1, description="Draw N training examples with the label distribution.")
     few_shot_k: int | None = Field(None, ge=1, description="Draw K training examples per class.")
     few_shot_seed: int | None = Field(None, ge=0, description="Seed of the few-shot draw (default: the run seed).")
+    split_seed: int | None = Field(
+        None, ge=0, description="Seed of the validation/test split and the subsets (default: the run seed); fix it to "
+        "keep the same evaluation sets across seeds (the size study)."
+    )
+    imbalance_ratio: float | None = Field(
+        None, ge=1, description="Down-sample train so class sizes fall geometrically to largest:smallest = this "
+        "(imbalance study); validation and test untouched."
+    )
+    imbalance_largest: int | None = Field(
+        None, ge=1, description="Size of the largest class under imbalance_ratio (default: the smallest class count)."
+    )
+    imbalance_seed: int | None = Field(None, ge=0, description="Seed of which classes become rare (default: the run seed).")
     augment_noise_level: float = Field(0.0, ge=0, lt=1, description="Add noisy copies of train texts at this word-noise level (robustness protocol).")
     augment_copies: int = Field(1, ge=1, description="Noisy copies per training text when augment_noise_level > 0.")
     unlabelled_path: str | None = Field(None, description="Text file (one text per line) of extra DAE texts.")
@@ -121,6 +133,15 @@ class DAEConfig(EncoderPhaseConfig):
     max_texts: int | None = Field(None, ge=1, description="Cap on phase-1 texts (seeded sample), for big sets on CPU.")
 
 
+class MLMConfig(EncoderPhaseConfig):
+    """An alternative phase 1: masked-language-model adaptation on training (+ unlabelled) texts, with the model's
+    own MLM head where its checkpoint has one (random otherwise)."""
+
+    epochs: int = Field(4, ge=1, description="Epochs (DAE's budget); the masks are drawn afresh every epoch.")
+    mask_probability: float = Field(0.15, gt=0, lt=1, description="Share of non-special tokens to predict (BERT: 0.15).")
+    max_texts: int | None = Field(None, ge=1, description="Cap on phase-1 texts (seeded sample), for big sets on CPU.")
+
+
 class CLConfig(EncoderPhaseConfig):
     """Phase 2: siamese cosine-similarity learning on class pairs, with imbalance correction (paper 000 §3.2)."""
 
@@ -175,6 +196,10 @@ class FTConfig(OptimConfig):
     activation: Literal["gelu", "relu", "tanh"] = "gelu"
     patience: int = Field(3, ge=1, description="Early-stopping patience in epochs.")
     metric: Literal["accuracy", "macro_f1"] = Field("macro_f1", description="Validation metric for selection.")
+    class_weight: Literal["none", "balanced"] = Field(
+        "none", description="Cross-entropy class weights: none, or balanced (n / (C x n_c), scikit-learn's rule: "
+        "rare classes weigh more), the usual first answer to class imbalance."
+    )
     scl_weight: float = Field(0.0, ge=0, le=1, description="lambda of L = (1-lambda) CE + lambda SCL (paper 002); 0 = CE only.")
     scl_temperature: float = Field(0.3, gt=0, description="tau of the SCL term.")
     scl_reduction: Literal["mean", "sum"] = Field(
@@ -257,6 +282,7 @@ class RunConfig(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     dae: DAEConfig = Field(default_factory=DAEConfig)
+    mlm: MLMConfig = Field(default_factory=MLMConfig)
     cl: CLConfig = Field(default_factory=CLConfig)
     joint: JointConfig = Field(default_factory=JointConfig)
     supcon: ContrastiveConfig = Field(default_factory=ContrastiveConfig)

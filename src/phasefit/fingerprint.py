@@ -27,7 +27,11 @@ NOT_RESULT_KEYS = {"trainer.report_to", "trainer.dataloader_num_workers"}  # nor
 # (trainer.fused_optimizer defaults to true, but runs made before it existed used the unfused AdamW: at false it
 # matches them, at true it does not.)
 LATER_KEY_DEFAULTS = {"trainer.mixed_precision": "no", "trainer.gradient_accumulation_steps": 1,
-                      "trainer.fused_optimizer": False, "ft.group_by_length": True}
+                      "trainer.fused_optimizer": False, "ft.group_by_length": True, "ft.class_weight": "none",
+                      "data.split_seed": None, "data.imbalance_ratio": None, "data.imbalance_largest": None, "data.imbalance_seed": None}
+# A config section added after runs were made, left out at its defaults (the mlm phase: a run without it cannot
+# have read it).
+LATER_SECTIONS = ("mlm",)
 _MODEL_FILES = (".safetensors", ".bin", ".json", ".txt", ".model")
 
 
@@ -50,8 +54,17 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def result_config(config: RunConfig | dict[str, Any]) -> dict[str, Any]:
     """The flattened config keys that can change a run's results."""
     raw = config if isinstance(config, dict) else config.to_dict()
+    later = {**LATER_KEY_DEFAULTS, **_later_section_defaults()}
     return {k: v for k, v in flatten(raw).items() if k.split(".")[0] not in NOT_RESULTS and k not in NOT_RESULT_KEYS
-            and not (k in LATER_KEY_DEFAULTS and v == LATER_KEY_DEFAULTS[k])}
+            and not (k in later and v == later[k])}
+
+
+@functools.lru_cache(maxsize=1)
+def _later_section_defaults() -> dict[str, Any]:
+    from phasefit.config import RunConfig
+
+    defaults = RunConfig().to_dict()
+    return {key: value for section in LATER_SECTIONS for key, value in flatten({section: defaults[section]}).items()}
 
 
 def config_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:

@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 # ``dae``); a phase's key covers these sections of it and of every phase before it.
 PHASE_SECTIONS: dict[str, tuple[str, ...]] = {
     "dae": ("dae",),
+    "mlm": ("mlm",),
     "cl": ("cl",),
     "joint": ("joint", "cl", "dae"),
     "supcon": ("supcon",),

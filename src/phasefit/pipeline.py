@@ -132,6 +132,10 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
         from phasefit.losses.dae import check_decoder_support
 
         check_decoder_support(encoder)  # before the run directory exists, not minutes into the run
+    if "mlm" in config.phases:
+        from phasefit.losses.mlm import check_masked_lm_support
+
+        check_masked_lm_support(encoder)
 
     done = 0
     if resume:
@@ -239,6 +243,7 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
         # Read once, after training; hyper-parameter search trials never read it (selection uses validation).
         "test": evaluate_split(classifier, splits, splits.test) if config.evaluate_test else None,
         "initial_embeddings": initial,
+        **({"imbalance": splits.record["imbalance"]} if "imbalance" in splits.record else {}),
         "phases": phase_records,
         "total_seconds": round(sum(p["seconds"] for p in phase_records), 3),
     }

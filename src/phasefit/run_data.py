@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 def load_run_data(config: RunConfig, tables: InMemoryData | None = None) -> DatasetSplits:
     """Load and split the data of a run config (deterministic for the config's seed); ``tables``: data passed from
     Python, which ``data.path`` then names by its content hash."""
-    from phasefit.data import few_shot, load_splits
+    from phasefit.data import few_shot, imbalance, load_splits
 
     data = config.data
     if tables is not None and tables.spec != data.path:
@@ -37,7 +37,7 @@ def load_run_data(config: RunConfig, tables: InMemoryData | None = None) -> Data
         label_depth=data.label_depth,
         validation_fraction=data.validation_fraction,
         test_fraction=data.test_fraction,
-        seed=config.seed,
+        seed=config.seed if data.split_seed is None else data.split_seed,
         max_train_examples=data.max_train_examples,
         max_eval_examples=data.max_eval_examples,
         max_validation_examples=data.max_validation_examples,
@@ -46,6 +46,9 @@ def load_run_data(config: RunConfig, tables: InMemoryData | None = None) -> Data
     if data.few_shot_n is not None or data.few_shot_k is not None:
         draw_seed = config.seed if data.few_shot_seed is None else data.few_shot_seed
         splits = few_shot(splits, n=data.few_shot_n, k_per_class=data.few_shot_k, seed=draw_seed)
+    if data.imbalance_ratio is not None:
+        seed = config.seed if data.imbalance_seed is None else data.imbalance_seed
+        splits = imbalance(splits, ratio=data.imbalance_ratio, largest=data.imbalance_largest, seed=seed)
     if data.augment_noise_level > 0:
         splits = augment_with_noise(splits, data.augment_noise_level, data.augment_copies, seed=config.seed)
     return splits

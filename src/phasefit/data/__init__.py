@@ -2,7 +2,7 @@
 
 from phasefit.data.errors import DataError
 from phasefit.data.loading import builtin_data_path, load_splits, read_texts
-from phasefit.data.splits import DatasetSplits, LabelledSplit, few_shot, resolve_max_length
+from phasefit.data.splits import DatasetSplits, LabelledSplit, few_shot, imbalance, resolve_max_length
 
 __all__ = [
     "DataError",
@@ -10,6 +10,7 @@ __all__ = [
     "LabelledSplit",
     "builtin_data_path",
     "few_shot",
+    "imbalance",
     "load_splits",
     "read_texts",
     "resolve_max_length",

@@ -261,3 +261,65 @@ def resolve_max_length(
     else:
         raise ValueError(f"max length policy {policy!r} is not allowed; use one of {MAX_LENGTH_POLICIES} or an int")
     return min(model_max_length, max(8, wanted))
+
+
+def imbalance_sizes(num_classes: int, ratio: float, largest: int) -> list[int]:
+    """Per-class sizes falling geometrically from the largest class to the smallest, largest:smallest = ``ratio``.
+
+    The smallest class gets ``floor(largest / ratio)`` examples (at least 1) and the largest ``round(smallest x
+    ratio)``, so the ratio is exact whenever ``smallest x ratio`` is a whole number (always for integer ratios);
+    class ``i`` of ``C`` gets ``round(smallest x ratio ** ((C - 1 - i) / (C - 1)))``.
+    """
+    if ratio < 1:
+        raise DataError(f"data.imbalance_ratio={ratio} must be at least 1 (largest:smallest class size).")
+    smallest = max(1, math.floor(largest / ratio + 1e-9))
+    if round(smallest * ratio) > largest:
+        raise DataError(
+            f"data.imbalance_ratio={ratio} needs at least {math.ceil(ratio)} training examples of the largest class, "
+            f"but it can have only {largest}. Lower the ratio, or raise data.imbalance_largest / the training set."
+        )
+    if num_classes == 1:
+        return [round(smallest * ratio)]
+    return [round(smallest * ratio ** ((num_classes - 1 - i) / (num_classes - 1))) for i in range(num_classes)]
+
+
+def imbalance(splits: DatasetSplits, *, ratio: float, largest: int | None = None, seed: int) -> DatasetSplits:
+    """Down-sample the training split so class sizes fall geometrically and largest:smallest is ``ratio``
+    (:func:`imbalance_sizes`); validation and test are untouched.
+
+    Which class gets which size is a seeded permutation of the classes (so different seeds make different classes
+    rare), and each class's rows are a seeded sample. ``largest`` (default: the smallest class count, so every
+    class can give its share) is the size of the largest class. ``record["imbalance"]`` holds the ratio, the
+    sizes and ``rare_classes``: the quarter of classes (at least one) with the fewest examples.
+    """
+    train = splits.train
+    by_class: dict[str, list[int]] = {}
+    for i, label in enumerate(train.labels):
+        by_class.setdefault(label, []).append(i)
+    classes = sorted(by_class)
+    available = min(len(rows) for rows in by_class.values())
+    largest = available if largest is None else largest
+    if largest > available:
+        short = min(classes, key=lambda c: (len(by_class[c]), c))
+        raise DataError(
+            f"data.imbalance_largest={largest}: class {short!r} has only {available} training example(s). Lower "
+            f"data.imbalance_largest to at most {available}, or use a bigger training set."
+        )
+    sizes = imbalance_sizes(len(classes), ratio, largest)
+    rng = np.random.default_rng(seed)
+    order = [classes[i] for i in rng.permutation(len(classes))]  # order[0] keeps the most, order[-1] the fewest
+    target = dict(zip(order, sizes))
+    chosen = sorted(int(i) for c in classes for i in rng.choice(by_class[c], size=target[c], replace=False))
+    drawn = train.select(chosen)
+    record = copy.deepcopy(splits.record)
+    record["imbalance"] = {
+        "ratio": ratio,
+        "largest": max(sizes),
+        "smallest": min(sizes),
+        "seed": seed,
+        "from_size": len(train),
+        "class_counts": {c: target[c] for c in order},
+        "rare_classes": order[len(order) - max(1, len(order) // 4):],
+    }
+    record["train"] = {**record.get("train", {}), "size": len(drawn), "ids_sha1": ids_sha1(drawn.ids)}
+    return dataclasses.replace(splits, train=drawn, record=record)

@@ -59,6 +59,11 @@ def flatten_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
         scores = metrics.get(split) or {}  # test is None when the run did not score it (evaluate_test=false)
         for key in ("accuracy", "macro_f1", "macro_precision", "macro_recall"):
             row[f"{split}_{key}"] = scores.get(key)
+    imbalance = metrics.get("imbalance")
+    if imbalance and metrics.get("test"):  # the classes the down-sampling made rare: what the correction is for
+        per_class = metrics["test"].get("per_class", {})
+        recalls = [per_class[c]["recall"] for c in imbalance["rare_classes"] if c in per_class]
+        row["test_rare_class_recall"] = sum(recalls) / len(recalls) if recalls else None
     row["total_seconds"] = metrics["total_seconds"]
     initial = metrics.get("initial_embeddings") or {}
     row["initial_validation_knn_accuracy"] = initial.get("validation_knn_accuracy")

@@ -38,12 +38,14 @@ class ModelFolderError(PhasefitError, ValueError):
     """A folder is not a phasefit classifier, or saving there would replace files phasefit did not write."""
 
 
-def logits_and_loss(logits: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+def logits_and_loss(logits: torch.Tensor, labels: torch.Tensor | None,
+                    class_weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The Trainer's output contract for a classifier: ``{"logits"}``, plus the cross-entropy ``"loss"`` when
-    labels are given."""
+    labels are given (weighted per class by ``class_weight``, shape (C,), when set)."""
     out = {"logits": logits}
     if labels is not None:
-        out["loss"] = nn.functional.cross_entropy(logits, labels)
+        weight = None if class_weight is None else class_weight.to(logits.device, logits.dtype)
+        out["loss"] = nn.functional.cross_entropy(logits, labels, weight=weight)
     return out
 
 
@@ -65,12 +67,13 @@ class MLPHead(nn.Module):
 class HeadOnly(nn.Module):
     """The head alone, trained on cached embeddings when the encoder is frozen (the encoder never runs again)."""
 
-    def __init__(self, head: MLPHead):
+    def __init__(self, head: MLPHead, class_weight: torch.Tensor | None = None):
         super().__init__()
         self.head = head
+        self.class_weight = class_weight  # cross-entropy weights while training (ft.class_weight), not saved
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        return logits_and_loss(self.head(embeddings), labels)
+        return logits_and_loss(self.head(embeddings), labels, self.class_weight)
 
 
 class PhaseFitClassifier(nn.Module, ModelHubMixin, library_name="phasefit", pipeline_tag="text-classification",
@@ -107,6 +110,7 @@ class PhaseFitClassifier(nn.Module, ModelHubMixin, library_name="phasefit", pipe
         self.label_separator = label_separator
         self.training_info = dict(training_info or {})  # recipe, base model, data, seed, scores: for the model card
         self.text_pairs = bool(text_pairs)  # trained on (text, text_pair) inputs: predicting needs both
+        self.class_weight: torch.Tensor | None = None  # cross-entropy weights while training (ft.class_weight)
         encoder.max_seq_length = self.max_length
 
     @property
@@ -117,7 +121,7 @@ class PhaseFitClassifier(nn.Module, ModelHubMixin, library_name="phasefit", pipe
     # -- training -------------------------------------------------------------------------------------------------
     def forward(self, labels: torch.Tensor | None = None, **features: torch.Tensor) -> dict[str, torch.Tensor]:
         embeddings = self.encoder(dict(features))["sentence_embedding"]  # (B, D)
-        return logits_and_loss(self.head(embeddings), labels)  # logits (B, C)
+        return logits_and_loss(self.head(embeddings), labels, self.class_weight)  # logits (B, C)
 
     # -- inference ------------------------------------------------------------------------------------------------
     @property

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 # name -> "module:Class"; imported on first use so that `phasefit --help` and config validation stay instant.
 PHASES: dict[str, str] = {
     "dae": "phasefit.phases.staged:DAEPhase",
+    "mlm": "phasefit.phases.staged:MLMPhase",
     "cl": "phasefit.phases.staged:CLPhase",
     "joint": "phasefit.phases.staged:JointPhase",
     "supcon": "phasefit.phases.contrastive:SupConPhase",

@@ -43,11 +43,25 @@ class CrossEntropySCL(nn.Module):
 
     def forward(self, labels: torch.Tensor | None = None, **features: torch.Tensor) -> dict[str, torch.Tensor]:
         embeddings = self.classifier.encoder(dict(features))["sentence_embedding"]  # (B, D)
-        out = logits_and_loss(self.classifier.head(embeddings), labels)  # logits (B, C)
+        out = logits_and_loss(self.classifier.head(embeddings), labels, self.classifier.class_weight)  # (B, C)
         if labels is not None:
             scl = supervised_contrastive_loss(embeddings, labels, self.temperature, self.reduction)
             out["loss"] = (1 - self.weight) * out["loss"] + self.weight * scl
         return out
+
+
+def class_weights(labels: list[int], num_labels: int, rule: str) -> torch.Tensor | None:
+    """Cross-entropy class weights of ``ft.class_weight``: None for "none"; for "balanced", n / (C x n_c) over the
+    C classes present in training (scikit-learn's rule), 1 for a class absent from it (it has no examples to
+    weigh)."""
+    if rule == "none":
+        return None
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(labels)
+    weights = np.ones(num_labels, dtype=np.float32)
+    weights[present] = compute_class_weight("balanced", classes=present, y=np.asarray(labels))
+    return torch.from_numpy(weights)
 
 
 class FTPhase:
@@ -74,6 +88,7 @@ class FTPhase:
                                         text_pairs=splits.train.text_pairs is not None)
         train_labels = splits.label_ids(splits.train)
         val_labels = splits.label_ids(splits.validation)
+        classifier.class_weight = class_weights(train_labels, splits.num_labels, cfg.class_weight)
 
         if cfg.freeze_encoder:
             # Embed once; the Trainer then sees only the head and cached vectors.
@@ -83,7 +98,7 @@ class FTPhase:
             val_vectors = ctx.embed(splits.validation.texts, splits.validation.text_pairs)
             train_rows = [{"embeddings": torch.from_numpy(v), "labels": y} for v, y in zip(train_vectors, train_labels)]
             val_rows = [{"embeddings": torch.from_numpy(v), "labels": y} for v, y in zip(val_vectors, val_labels)]
-            model: torch.nn.Module = HeadOnly(head)
+            model: torch.nn.Module = HeadOnly(head, classifier.class_weight)
             collator = default_data_collator
             groups = parameter_groups(None, head, lr=cfg.lr, head_lr=cfg.head_lr, weight_decay=cfg.weight_decay)
         else:
@@ -126,6 +141,7 @@ class FTPhase:
         result = trainer.train(resume_from_checkpoint=ctx.resume_checkpoint(self.name))
         state = trainer.state
         epochs_run = math.ceil(state.epoch or 0)
+        classifier.class_weight = None
         ctx.classifier = classifier.eval()
         for param in ctx.encoder.parameters():
             param.requires_grad_(True)

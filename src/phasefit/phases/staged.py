@@ -1,4 +1,5 @@
-"""The encoder-shaping phases of paper 000: DAE (phase 1), CL (phase 2) and Joint (DAE + CL at once).
+"""The encoder-shaping phases of paper 000: DAE (phase 1), CL (phase 2) and Joint (DAE + CL at once), and MLM, the
+alternative phase 1 that open question 2 of the summary paper asks about.
 
 Each phase wraps its loss in a small ``nn.Module`` objective and trains it with ``transformers.Trainer`` (so
 ``accelerate launch`` works); the encoder inside is ``ctx.encoder`` itself, trained in place and handed to the next
@@ -78,6 +79,8 @@ class _Objective(nn.Module):
             parts["dae"] = self.losses["dae"]([batch["source"], batch["target"]])
         if "cl" in self.losses:
             parts["cl"] = self.losses["cl"]([batch["a"], batch["b"]], batch["labels"])
+        if "mlm" in self.losses:
+            parts["mlm"] = self.losses["mlm"](batch["mlm"])
         return {"loss": sum(self.weights[name] * value for name, value in parts.items())}
 
     def _duplicate_names(self, state: dict[str, torch.Tensor]) -> list[str]:
@@ -220,6 +223,25 @@ class DAEPhase:
         items = [{"text": t, "index": i} for i, t in enumerate(texts)]
         record = train_objective(ctx, self.name, _Objective(dae=loss), items, collator, cfg, sampler=sampler)
         return {**record, "texts": len(texts), "lm_head": loss.lm_head_source}
+
+
+class MLMPhase:
+    """An alternative phase 1: masked-language-model adaptation on the same texts DAE reads (training +
+    unlabelled), the model's own MLM head where its checkpoint has one (issue 13's open question 2)."""
+
+    name: ClassVar[str] = "mlm"
+
+    def run(self, ctx: PhaseContext) -> dict[str, Any]:
+        from phasefit.losses.mlm import MaskedLanguageModelLoss, MaskingCollator
+
+        cfg = ctx.config.mlm
+        loss = MaskedLanguageModelLoss(ctx.encoder)
+        texts = dae_texts(ctx, cfg.max_texts)
+        sampler = EpochSeededSampler(len(texts), ctx.seed)
+        collator = MaskingCollator(ctx.encoder.tokenizer, cfg.mask_probability, ctx.seed, sampler)
+        items = [{**tokens, "index": i} for i, tokens in enumerate(tokenize(ctx.encoder, texts, ctx.max_length))]
+        record = train_objective(ctx, self.name, _Objective(mlm=loss), items, collator, cfg, sampler=sampler)
+        return {**record, "texts": len(texts), "lm_head": loss.head_source}
 
 
 class CLPhase:

@@ -187,6 +187,105 @@ def curves_plot(run_dir: Path, path: Path, *, figures: dict[str, Any] | None = N
 # The report
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# Studies (phasefit study imbalance | size | phase1): curves against the study's x value
+
+STUDY_METRICS = {
+    "imbalance": [("test_accuracy", "test accuracy (%)"), ("test_macro_f1", "test macro-F1 (%)"),
+                  ("test_rare_class_recall", "test recall of the rare classes (%)")],
+    "size": [("test_accuracy", "test accuracy (%)"), ("test_macro_f1", "test macro-F1 (%)"),
+             ("total_seconds", "minutes per run")],
+}
+
+
+def _study_value(row: dict[str, Any], metric: str) -> float | None:
+    value = row.get(metric)
+    if value is None:
+        return None
+    return value / 60 if metric == "total_seconds" else 100 * value
+
+
+def study_table(rows: Sequence[dict[str, Any]], axis: str, metric: str) -> Table:
+    """x value x recipe of ``metric``, mean ± std (n) over seeds/draws; best mean per row in bold."""
+    recipes = _ordered(r["recipe"] for r in rows)
+    groups = group_rows(rows, axis, "recipe")
+    xs = sorted({r[axis] for r in rows})
+    table = Table([axis, *recipes], [])
+    for i, x in enumerate(xs):
+        cells, means = [f"{x:g}"], []
+        for recipe in recipes:
+            values = [v for m in groups.get((x, recipe), []) if (v := _study_value(m, metric)) is not None]
+            cells.append(_fmt(values, scale=1.0))
+            means.append(statistics.fmean(values) if values else float("-inf"))
+        if metric != "total_seconds" and any(m > float("-inf") for m in means):
+            table.bold.add((i, 1 + int(np.argmax(means))))
+        table.rows.append(cells)
+    return table
+
+
+def study_plot(rows: Sequence[dict[str, Any]], study: str, axis: str, xlabel: str, path: Path, *,
+               figures: dict[str, Any] | None = None) -> Path:
+    """One panel per metric of the study, a line per recipe (mean over seeds, band = ± std), log x axis."""
+    plt = _pyplot()
+    metrics = STUDY_METRICS[study]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    groups = group_rows(rows, "recipe", axis)
+    for recipe in _ordered(r["recipe"] for r in rows):
+        xs = sorted({r[axis] for r in rows if r["recipe"] == recipe})
+        for ax, (metric, label) in zip(axes[0], metrics):
+            points = [(x, [v for m in groups[(recipe, x)] if (v := _study_value(m, metric)) is not None]) for x in xs]
+            points = [(x, values) for x, values in points if values]
+            if not points:
+                continue
+            mean = np.array([statistics.fmean(v) for _, v in points])
+            std = np.array([statistics.stdev(v) if len(v) > 1 else 0.0 for _, v in points])
+            x = [p[0] for p in points]
+            ax.plot(x, mean, marker="o", label=recipe)
+            ax.fill_between(x, mean - std, mean + std, alpha=0.15)
+            ax.set_xscale("log")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(label)
+    axes[0][0].legend(fontsize=8)
+    return _finish(fig, path, figures, f"{study} study")
+
+
+def study_blocks(rows: Sequence[dict[str, Any]], files: Path, figures: dict[str, Any] | None = None) -> list[Block]:
+    """The study section of a report: per-x tables and the curves (imbalance, size), or the phase-1 table."""
+    from phasefit.experiments.studies import STUDY_AXES
+
+    study = rows[0]["study"]
+    axis, xlabel = STUDY_AXES[study]
+    if axis is None:  # phase1: final scores next to the embedding quality after each phase
+        return [Block("heading", "Phase-1 study: final accuracy and validation k-NN accuracy after each phase"),
+                Block("text", "k-NN accuracy of the validation embeddings (reference: the training split) before "
+                              "training and after each phase; does phase 1 help the space that CL then shapes?"),
+                Block("table", phase1_table(rows))]
+    seeds = "draws" if study == "size" else "seeds"
+    blocks = [Block("heading", f"{study.capitalize()} study: curves against {xlabel}"),
+              Block("image", study_plot(rows, study, axis, xlabel, files / f"study_{study}.png", figures=figures),
+                    f"{study} study: mean over {seeds}, band ± std")]
+    for metric, label in STUDY_METRICS[study]:
+        blocks += [Block("table", study_table(rows, axis, metric), f"{label}, mean ± std over {seeds}")]
+    return blocks
+
+
+def phase1_table(rows: Sequence[dict[str, Any]]) -> Table:
+    table = Table(["data set", "recipe", "k-NN before", "k-NN after phase 1", "k-NN after CL", "test accuracy",
+                   "test macro-F1", "minutes"], [])
+    for (dataset, recipe), members in group_rows(rows, "dataset", "recipe").items():
+        phases = members[0]["phases"].split("+")
+        first = phases[0] if len(phases) > 2 else None  # cl-ft has no phase 1
+
+        def values(key: str | None) -> list[float]:
+            return [m[key] for m in members if key and m.get(key) is not None]
+
+        table.rows.append([dataset, recipe, _fmt(values("initial_validation_knn_accuracy")),
+                           _fmt(values(first and f"{first}_validation_knn_accuracy")),
+                           _fmt(values("cl_validation_knn_accuracy")), _fmt(values("test_accuracy")),
+                           _fmt(values("test_macro_f1")), _fmt(values("total_seconds"), scale=1 / 60)])
+    return table
+
+
 def run_rows(run_dirs: Sequence[str | Path]) -> list[dict[str, Any]]:
     """Result rows (as a grid's ``results.jsonl`` holds them) of finished run directories."""
     from phasefit.experiments.grid import flatten_metrics
@@ -226,6 +325,8 @@ def build_report(output: Path, rows: list[dict[str, Any]] | None = None,
         Block("heading", "Accuracy (paper 000 Table 3)"),
         Block("table", metric_table(rows, f"{split}_accuracy", recipes)),
     ]
+    if rows[0].get("study"):
+        blocks[2:2] = study_blocks(rows, files, figures)
     ablation = [r for r in ABLATION_RECIPES if r in recipes]
     if set(ablation) - {"3phase", "ft"}:  # otherwise it would repeat Table 3
         blocks += [Block("heading", "Ablation (paper 000 Table 4), accuracy"),

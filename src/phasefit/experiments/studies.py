@@ -1,0 +1,98 @@
+"""The studies of the method's open questions (summary paper 001, §open questions), as grids of ordinary runs.
+
+* ``imbalance``: how the recipes fare as the training set grows more imbalanced. From the training split, classes
+  are down-sampled so their sizes fall geometrically and largest:smallest is each ratio
+  (:func:`phasefit.data.splits.imbalance`); validation and test stay as they are. Reports accuracy, macro-F1 and
+  the test recall of the classes made rare (the quarter with the fewest examples), which accuracy hides.
+* ``size``: a learning curve. For each training-set size N and draw d, N examples are drawn with the label
+  distribution (``data.few_shot_n``; the draws of different sizes are *independent*, each seeded by its draw id)
+  and the run seed is d; the validation and test sets are the same for every size and draw
+  (``data.split_seed`` is fixed).
+* ``phase1``: what phase 1 should be: none (``cl-ft``), DAE (``3phase``) or masked-LM (``mlm-cl-ft``), with the
+  validation k-NN accuracy of the embeddings after each phase next to the final score.
+
+Every study is a list of :class:`~phasefit.experiments.grid.Cell` run by :func:`run_cells` (resumable, one run
+directory per cell, ``results.csv``); its rows carry ``study``, the study's x value and a ``dataset`` label of the
+form ``"sst5 ratio=10"``, so ``phasefit report`` tabulates them per x value, pairs recipes by seed within it, and
+draws the study's curves (:func:`phasefit.reporting.report.study_blocks`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the CLI reads this module's defaults while parsing, before any heavy import
+    from phasefit.experiments.grid import Cell, Progress
+
+IMBALANCE_RECIPES = ["ft", "ft-balanced", "3phase", "3phase-no-imb", "3phase-extra-imb"]
+IMBALANCE_RATIOS = [1.0, 5.0, 20.0]
+SIZE_RECIPES = ["ft", "scl", "3phase"]
+SIZES = [20, 50, 100, 200]
+PHASE1_RECIPES = ["cl-ft", "3phase", "mlm-cl-ft"]
+
+# The x value of each study: the tag its rows carry and how the report labels it.
+STUDY_AXES = {"imbalance": ("ratio", "largest:smallest class size"), "size": ("n", "training examples"),
+              "phase1": (None, None)}
+
+
+def data_label(data: str) -> str:
+    """A short name of a data spec for tables: the folder or file stem, or the builtin name."""
+    return data.split(":", 1)[1] if data.startswith(("builtin:", "hf:")) else Path(data).name or data
+
+
+def imbalance_cells(data: str, recipes: Sequence[str], ratios: Sequence[float], seeds: Sequence[int], *,
+                    largest: int | None = None) -> list[Cell]:
+    """One run per (ratio, recipe, seed); the seed also picks which classes become rare, so every recipe of a seed
+    trains on the same down-sampled rows."""
+    from phasefit.experiments.grid import Cell
+
+    cells = []
+    for ratio in ratios:
+        label = f"{ratio:g}"
+        for recipe in recipes:
+            for seed in seeds:
+                settings = {"data.path": data, "data.imbalance_ratio": float(ratio), "seed": seed}
+                if largest is not None:
+                    settings["data.imbalance_largest"] = largest
+                cells.append(Cell(f"ratio-{label}/{recipe}/seed-{seed}", recipe, settings,
+                                  {"study": "imbalance", "ratio": float(ratio), "seed": seed,
+                                   "dataset": f"{data_label(data)} ratio={label}"}))
+    return cells
+
+
+def size_cells(data: str, recipes: Sequence[str], sizes: Sequence[int], draws: int, *,
+               split_seed: int = 0) -> list[Cell]:
+    """One run per (size, recipe, draw); draw d is the few-shot draw's seed and the run seed, and the
+    validation/test split is made with ``split_seed`` for all of them."""
+    from phasefit.experiments.grid import Cell
+
+    cells = []
+    for n in sizes:
+        for recipe in recipes:
+            for draw in range(draws):
+                settings = {"data.path": data, "data.few_shot_n": n, "data.few_shot_seed": draw,
+                            "data.split_seed": split_seed, "seed": draw}
+                cells.append(Cell(f"n{n}/{recipe}/draw-{draw}", recipe, settings,
+                                  {"study": "size", "n": n, "draw": draw, "seed": draw,
+                                   "dataset": f"{data_label(data)} n={n}"}))
+    return cells
+
+
+def phase1_cells(data: str, recipes: Sequence[str], seeds: Sequence[int]) -> list[Cell]:
+    from phasefit.experiments.grid import Cell
+
+    return [Cell(f"{recipe}/seed-{seed}", recipe, {"data.path": data, "seed": seed},
+                 {"study": "phase1", "seed": seed, "dataset": data_label(data)})
+            for recipe in recipes for seed in seeds]
+
+
+def run_study(cells: list[Cell], output: Path, *, settings: dict[str, Any] | None = None,
+              on_progress: Callable[[Progress], None] | None = None, overwrite: bool = False) -> tuple[Path, Path]:
+    """Train (or reuse) the study's cells into ``output`` and write its report; returns (report.md, report.html)."""
+    from phasefit.experiments.grid import run_cells
+    from phasefit.reporting.report import write_report
+
+    rows = run_cells(cells, Path(output), base_settings=settings, on_progress=on_progress, overwrite=overwrite)
+    return write_report(Path(output), rows)
