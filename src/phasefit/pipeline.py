@@ -117,11 +117,19 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
     from phasefit.phases.base import PhaseContext
     from phasefit.training.cost import CostMeter
 
+    from phasefit.distributed import is_main_process, num_processes, wait_for_everyone
+
     output_dir = Path(output_dir)
+    main = is_main_process()  # under accelerate launch: only the main process writes (phasefit.distributed)
     if resume:
         config = _resume_state(output_dir, config)
     elif has_content(output_dir) and not overwrite:
         prepare_output_dir(output_dir, overwrite=False)  # raises with the message
+    if num_processes() > 1:
+        selecting = [name for name in config.phases if getattr(getattr(config, name), "select_epoch", False)]
+        if selecting:
+            raise RunDirectoryError(f"{selecting[0]}.select_epoch scores validation on one process between epochs, "
+                                    "which is not supported with several processes yet; set it to false")
     set_seed(config.seed)
     splits = load_run_data(config, tables)
     unlabelled, overlap = run_unlabelled(config, splits)
@@ -141,8 +149,9 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
     if resume:
         from phasefit.io import clean_stale_temporaries
 
-        for folder in (output_dir, output_dir / STATE_DIR, output_dir / "curves", output_dir / "embeddings"):
-            clean_stale_temporaries(folder)  # half-written files of the killed process
+        if main:
+            for folder in (output_dir, output_dir / STATE_DIR, output_dir / "curves", output_dir / "embeddings"):
+                clean_stale_temporaries(folder)  # half-written files of the killed process
         saved = json.loads((output_dir / "split.json").read_text(encoding="utf-8"))
         if saved.get("ids") != split_manifest(splits)["ids"]:
             raise RunDirectoryError(f"the data of {output_dir} changed since the run began (split.json differs); "
@@ -160,7 +169,7 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
             encoder_dir = output_dir / STATE_DIR / f"phase-{done}" / "encoder"
             encoder = load_encoder(ModelConfig(name=str(encoder_dir), trust_remote_code=config.model.trust_remote_code))
         logger.info("resuming %s after %d of %d phases", output_dir, done, len(config.phases))
-    else:
+    elif main:
         replaced = prepare_output_dir(output_dir, overwrite=overwrite)
         try:
             from phasefit.fingerprint import FINGERPRINT_FILE, run_fingerprint
@@ -172,13 +181,15 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
             restore_replaced(output_dir, replaced)
             raise
         discard_replaced(replaced)  # the new run has started writing: the old one goes now
+    wait_for_everyone()  # the run directory exists before any process trains into it
 
     ctx = PhaseContext(config=config, splits=splits, encoder=encoder, max_length=max_length, work_dir=output_dir,
                        unlabelled_texts=unlabelled, callbacks=list(callbacks or []), resume=resume)
     initial_file = output_dir / STATE_DIR / "initial.json"
+    initial: dict[str, Any] | None = None
     if resume and initial_file.is_file():
         initial = json.loads(initial_file.read_text(encoding="utf-8"))
-    else:
+    elif main:
         initial = embedding_record(ctx, output_dir / "embeddings" / "0-initial.npy")  # the pre-trained space
         atomic_write_json(initial_file, initial)
     cache = None
@@ -202,10 +213,11 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
                                                    trust_remote_code=config.model.trust_remote_code))
             phase_record = {**json.loads((hit / "record.json").read_text(encoding="utf-8")),
                             "reused_from_cache": hit.name}
-            (output_dir / "embeddings").mkdir(parents=True, exist_ok=True)
-            shutil.copy(hit / "embeddings.npy", output_dir / "embeddings" / f"{index}-{name}.npy")
+            if main:
+                (output_dir / "embeddings").mkdir(parents=True, exist_ok=True)
+                shutil.copy(hit / "embeddings.npy", output_dir / "embeddings" / f"{index}-{name}.npy")
+                _save_phase_state(output_dir, index, ctx, phase_record)
             phase_records.append(phase_record)
-            _save_phase_state(output_dir, index, ctx, phase_record)
             continue
         logger.info("phase %d/%d: %s", index, len(config.phases), name)
         set_seed(config.seed + index)  # each phase's randomness depends on the seed and its position only
@@ -214,12 +226,18 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
         record = get_phase(name).run(ctx)
         cost = meter.record(record.pop("examples"), record.pop("trainable_parameters"))
         history = record.pop("log_history", None)
+        wait_for_everyone()  # every process is done with the phase's checkpoints before the main one cleans up
+        if not main:  # the other processes only train
+            phase_records.append({"name": name, **cost, **record})
+            continue
         if history is not None:
             atomic_write_json(output_dir / "curves" / f"{index}-{name}.json", history)
         diagnostics = embedding_record(ctx, output_dir / "embeddings" / f"{index}-{name}.npy")
         phase_record = {"name": name, **cost, **record, **diagnostics}
         if resumed_from is not None:
             phase_record["resumed_from"] = Path(resumed_from).name  # its seconds count only the resumed part
+        if num_processes() > 1:
+            phase_record["processes"] = num_processes()
         phase_records.append(phase_record)
         if not last:  # the last phase's state is model/, written once below
             _save_phase_state(output_dir, index, ctx, phase_record)
@@ -229,6 +247,9 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
 
     classifier = ctx.classifier
     assert classifier is not None, "validated config: the last phase is ft"
+    if not main:  # the main process scores and writes; the others return the classifier they trained alongside
+        wait_for_everyone()
+        return RunResult(output_dir, {}, classifier)
     metrics = {
         "recipe": config.recipe,
         "seed": config.seed,
@@ -256,6 +277,7 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
     atomic_write_json(output_dir / "metrics.json", metrics)  # written last: its presence means "finished"
     shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
     shutil.rmtree(output_dir / STATE_DIR, ignore_errors=True)
+    wait_for_everyone()  # no process exits (and tears down the process group) while the main one still writes
     return RunResult(output_dir, metrics, classifier)
 
 

@@ -61,8 +61,11 @@ class SupConLoss(nn.Module):
         self.temperature = temperature
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        from phasefit.distributed import gather_with_grad, rank
+
         b, v, d = features.shape
-        if labels is None:
-            labels = torch.arange(b, device=features.device)
-        flat = features.reshape(b * v, d)  # (B*V, D), views of one example adjacent
-        return supervised_contrastive_loss(flat, labels.repeat_interleave(v), self.temperature)
+        if labels is None:  # each example its own class; numbered globally when processes share the batch
+            labels = torch.arange(b, device=features.device) + rank() * b
+        # With several processes the negatives are the global batch's (the gradient reaches each process's rows).
+        flat = gather_with_grad(features.reshape(b * v, d))  # (B*V, D), views of one example adjacent
+        return supervised_contrastive_loss(flat, gather_with_grad(labels.repeat_interleave(v)), self.temperature)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from phasefit.config import FTConfig
+from phasefit.distributed import gather_with_grad
 from phasefit.evaluation.metrics import classification_metrics
 from phasefit.losses.contrastive import supervised_contrastive_loss
 from phasefit.models.classifier import HeadOnly, MLPHead, PhaseFitClassifier, logits_and_loss
@@ -44,8 +45,9 @@ class CrossEntropySCL(nn.Module):
     def forward(self, labels: torch.Tensor | None = None, **features: torch.Tensor) -> dict[str, torch.Tensor]:
         embeddings = self.classifier.encoder(dict(features))["sentence_embedding"]  # (B, D)
         out = logits_and_loss(self.classifier.head(embeddings), labels, self.classifier.class_weight)  # (B, C)
-        if labels is not None:
-            scl = supervised_contrastive_loss(embeddings, labels, self.temperature, self.reduction)
+        if labels is not None:  # SCL over the global batch when processes share it (CE stays a local mean)
+            scl = supervised_contrastive_loss(gather_with_grad(embeddings), gather_with_grad(labels),
+                                              self.temperature, self.reduction)
             out["loss"] = (1 - self.weight) * out["loss"] + self.weight * scl
         return out
 

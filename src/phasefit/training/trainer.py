@@ -34,6 +34,8 @@ def build_training_arguments(
     best epoch restored at the end."""
     from transformers import TrainingArguments
 
+    from phasefit.distributed import use_cpu_processes
+
     trainer = ctx.config.trainer
     eval_args: dict[str, Any] = {"eval_strategy": "no"}
     if evaluate:
@@ -69,6 +71,7 @@ def build_training_arguments(
         remove_unused_columns=False,
         label_names=["labels"],
         dataloader_pin_memory=torch.cuda.is_available(),
+        use_cpu=use_cpu_processes(),  # several CPU processes: a gloo process group, not P lone trainings
         restore_callback_states_from_checkpoint=True,  # early-stopping patience survives a resume
         **eval_args,
         **scheduler_arguments(cfg.schedule, cfg.warmup_ratio, cfg.min_lr_ratio),
@@ -159,6 +162,14 @@ def phase_trainer_class() -> type:
     class PhaseTrainer(Trainer):
         train_sampler: Any = None
         phase_name: str = "?"
+
+        def __init__(self, *args: Any, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            # Our objectives take the batch as **features, which the Trainer reads as "accepts loss kwargs": it
+            # would then skip the division by gradient_accumulation_steps and multiply the loss by the number of
+            # processes (the rule for token-count-normalised LM losses). Every phasefit loss is a mean over its
+            # batch, so it needs neither: gradients equal the single-process, no-accumulation ones.
+            self.model_accepts_loss_kwargs = False
 
         def _get_train_sampler(self, train_dataset: Any = None) -> Any:
             if self.train_sampler is not None:
