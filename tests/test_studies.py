@@ -198,6 +198,11 @@ def test_masking_touches_only_non_special_tokens_and_is_seeded_per_epoch(tiny_mo
     unmasked = ~predicted
     assert torch.equal(batch["input_ids"][unmasked], original[unmasked])  # nothing else changed
     assert torch.equal(collator(items)["mlm"]["labels"], batch["labels"])  # same (seed, epoch): same masks
+    halves = [collator(items[:2])["mlm"], collator(items[2:])["mlm"]]  # an example's mask: not its batch's
+    for part, rows in zip(halves, (range(0, 2), range(2, 4))):
+        for row_in_part, row in enumerate(rows):
+            length = len(items[row]["input_ids"])
+            assert torch.equal(part["labels"][row_in_part, :length], batch["labels"][row, :length])
     epoch.epoch = 1
     assert not torch.equal(collator(items)["mlm"]["labels"], batch["labels"])  # afresh every epoch
 

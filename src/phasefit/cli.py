@@ -170,6 +170,10 @@ def _build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--output", required=True, help="folder of the grid's runs and results")
     _add_grid_arguments(experiment)
     experiment.add_argument("--no-report", action="store_true", help="skip writing the report at the end")
+    experiment.add_argument("--launcher", choices=["local", "slurm", "submitit-local"], default="local",
+                            help="local (default): train the cells one by one here; slurm: submit each cell as a "
+                            "Slurm job through submitit (resources from the grid file's launcher section) and wait; "
+                            "submitit-local: the slurm path on this machine (for testing)")
 
     report = sub.add_parser("report", help="write report.md and report.html for a grid or run folder")
     report.add_argument("folder", help="a folder with results.jsonl (from experiment, run or a protocol)")
@@ -188,6 +192,13 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="validation metric to maximise")
     search.add_argument("--overwrite", action="store_true",
                         help="let another study replace the trial folders an earlier study left in --output")
+    search.add_argument("--heartbeat", type=int, default=60, metavar="SECONDS",
+                        help="a training trial records a heartbeat this often; 0 turns crash recovery off")
+    search.add_argument("--grace-period", type=int, metavar="SECONDS",
+                        help="a RUNNING trial silent this long is a killed worker's: it is failed and re-run with "
+                        "its parameters (default 2 x --heartbeat; the same in every worker)")
+    search.add_argument("--max-retry", type=int, default=2,
+                        help="re-runs of one configuration at most after killed workers")
 
     export = sub.add_parser("export", help="export a run: sentence-transformers folder + head, ONNX, model card")
     export.add_argument("run_dir", help="a run directory written by `phasefit train`")
@@ -288,6 +299,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     settings = merge_settings(_settings(args), {"model.trust_remote_code": True} if args.trust_remote_code else {})
     config = build_config(args.recipe, args.config, settings=settings)
     result = train(config, args.output, overwrite=args.overwrite, resume=args.resume)
+    if not result.metrics:  # another process of `accelerate launch`: the main one reports
+        return 0
     print(_format_run(result.metrics))
     print(f"run directory: {result.run_dir}")
     return 0

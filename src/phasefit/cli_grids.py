@@ -51,7 +51,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
     output = Path(args.output)
     rows = run_experiment(args.config, output, settings=_settings(args), on_progress=_print_progress,
-                          overwrite=args.overwrite)
+                          overwrite=args.overwrite, launcher=args.launcher)
     print(f"\n{len(rows)} runs; results: {output / 'results.csv'}")
     from phasefit.experiments.compare import format_mean_std
 
@@ -75,12 +75,14 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     def show(trial: dict) -> None:
         value = "" if trial["value"] is None else f"  validation {args.metric} {trial['value']:.4f}"
-        print(f"trial {trial['number']}: {trial['state']}{value}  {trial['params']}", flush=True)
+        retry = "" if trial.get("retry_of") is None else f" (re-run of killed trial {trial['retry_of']})"
+        print(f"trial {trial['number']}{retry}: {trial['state']}{value}  {trial['params']}", flush=True)
 
     result = run_search(recipe=args.recipe, config_file=args.config, settings=_settings(args), trials=args.trials,
                         output=Path(args.output), storage=args.storage, study_name=args.study_name,
                         space_file=args.space, metric=args.metric, seed=args.seed or 0, on_trial=show,
-                        overwrite=args.overwrite)
+                        overwrite=args.overwrite, heartbeat=args.heartbeat, grace_period=args.grace_period,
+                        max_retry=args.max_retry)
     print(f"best trial {result['best_trial']}: validation {args.metric} {result['best_value']:.4f}")
     print(f"best config: {result['best_config']}  (phasefit train --config {result['best_config']} ...)")
     return 0

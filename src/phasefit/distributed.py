@@ -72,6 +72,17 @@ def gather_with_grad(tensor: Any) -> Any:
     return torch.cat(parts, dim=0)
 
 
+def sum_over_processes(tensor: Any) -> Any:
+    """The sum of ``tensor`` over every process (no gradient), or ``tensor`` itself with one process."""
+    import torch
+
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return tensor
+    total = tensor.detach().clone()
+    torch.distributed.all_reduce(total)
+    return total
+
+
 def rank() -> int:
     import torch
 

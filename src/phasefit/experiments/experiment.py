@@ -11,6 +11,10 @@ Grid file::
     variants:                             # optional; crossed with everything else
       default: {}
       frozen: {ft.freeze_encoder: true}
+    launcher:                             # optional; used by --launcher slurm (see docs/scaling.md)
+      slurm: {partition: gpu, timeout_min: 60, gpus_per_node: 1, cpus_per_task: 8, mem_gb: 32}
+
+A data set may add ``resources: {mem_gb: 64, ...}`` over ``launcher.slurm`` for its own cells.
 
 Cells are run directories ``OUT/<dataset>/<recipe>[/<variant>]/seed-<n>``; see :mod:`phasefit.experiments.grid`
 for resuming and the results files.
@@ -28,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from phasefit.config import ConfigError, read_yaml
 from phasefit.recipes import merge_settings
 from phasefit.experiments.grid import Cell, Progress, run_cells
+from phasefit.experiments.launcher import SlurmResources, launch_cells
 from phasefit.io import atomic_write_text
 
 
@@ -35,6 +40,13 @@ class DatasetEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: str = Field(description="data path, as --data takes it")
     set: dict[str, Any] = Field(default_factory=dict, description="overrides for this data set's runs")
+    resources: SlurmResources = Field(default_factory=SlurmResources,
+                                      description="Slurm resources of this data set's cells, over launcher.slurm")
+
+
+class LauncherSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    slurm: SlurmResources = Field(default_factory=SlurmResources, description="every cell's Slurm resources")
 
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -47,6 +59,7 @@ class GridConfig(BaseModel):
     datasets: dict[str, DatasetEntry] = Field(min_length=1)
     variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
     set: dict[str, Any] = Field(default_factory=dict)
+    launcher: LauncherSection = Field(default_factory=LauncherSection)
 
     @field_validator("datasets", "variants")
     @classmethod
@@ -91,7 +104,12 @@ def grid_cells(grid: GridConfig) -> list[Cell]:
 
 
 def run_experiment(grid_path: str | Path, output: Path, *, settings: dict[str, Any] | None = None,
-                   on_progress: Callable[[Progress], None] | None = None, overwrite: bool = False) -> list[dict[str, Any]]:
+                   on_progress: Callable[[Progress], None] | None = None, overwrite: bool = False,
+                   launcher: str = "local") -> list[dict[str, Any]]:
+    """Train (or reuse) every cell of the grid file into ``output``; returns the results rows.
+
+    ``launcher``: ``"local"`` trains the cells one after another in this process; ``"slurm"`` (and its test
+    double ``"submitit-local"``) submits them as jobs (:mod:`phasefit.experiments.launcher`)."""
     grid = load_grid(grid_path)
     output = Path(output)
     text = Path(grid_path).read_text(encoding="utf-8")
@@ -100,6 +118,14 @@ def run_experiment(grid_path: str | Path, output: Path, *, settings: dict[str, A
         output.mkdir(parents=True, exist_ok=True)
         atomic_write_text(output / "grid.yaml", text)
 
-    return run_cells(grid_cells(grid), output, base_settings=merge_settings(grid.set, settings),
-                     overwrite=overwrite, before_training=record_grid,
-                     on_progress=on_progress)
+    cells = grid_cells(grid)
+    base_settings = merge_settings(grid.set, settings)
+    if launcher == "local":
+        return run_cells(cells, output, base_settings=base_settings, overwrite=overwrite,
+                         before_training=record_grid, on_progress=on_progress)
+
+    def resources(cell: Cell) -> SlurmResources:
+        return grid.launcher.slurm.merged(grid.datasets[cell.tags["dataset"]].resources)
+
+    return launch_cells(cells, output, launcher=launcher, resources=resources, base_settings=base_settings,
+                        overwrite=overwrite, before_training=record_grid, on_progress=on_progress)

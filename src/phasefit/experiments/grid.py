@@ -103,26 +103,24 @@ def cell_differences(config: Any, run_dir: Path) -> list[str]:
     return differences
 
 
-def run_cells(
+def check_cells(
     cells: Sequence[Cell],
     output: Path,
     *,
     base_settings: dict[str, Any] | None = None,
     config_file: str | Path | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
     overwrite: bool = False,
-    before_training: Callable[[], None] | None = None,
-) -> list[dict[str, Any]]:
-    """Train (or reuse) every cell, then write ``results.jsonl`` / ``results.csv``; returns the rows.
+) -> tuple[list[Any], dict[str, list[str]]]:
+    """Every cell's resolved config, and the finished cells that must be retrained ({key: what differs}).
+
+    Shared by every launcher (:func:`run_cells`, :func:`phasefit.experiments.launcher.launch_cells`), so a grid
+    resumes the same way whichever one runs it.
 
     Raises:
-        StaleCellError: before any training, when a finished cell was made from another config or other data
-            (unless ``overwrite``, which retrains such cells).
+        StaleCellError: when a finished cell was made from another config or other data, unless ``overwrite``.
     """
-    from phasefit.pipeline import train
     from phasefit.recipes import build_config, merge_settings
 
-    output = Path(output)
     keys = [cell.key for cell in cells]
     if len(set(keys)) != len(keys):
         raise ValueError("grid cells must have distinct folders")
@@ -140,6 +138,30 @@ def run_cells(
         raise StaleCellError(f"{len(stale)} finished cell(s) in {output} were made from another config or other "
                              f"data than now asked ({listing}); pass --overwrite to retrain them, or choose a new "
                              "--output")
+    return configs, stale
+
+
+def run_cells(
+    cells: Sequence[Cell],
+    output: Path,
+    *,
+    base_settings: dict[str, Any] | None = None,
+    config_file: str | Path | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    overwrite: bool = False,
+    before_training: Callable[[], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Train (or reuse) every cell, then write ``results.jsonl`` / ``results.csv``; returns the rows.
+
+    Raises:
+        StaleCellError: before any training, when a finished cell was made from another config or other data
+            (unless ``overwrite``, which retrains such cells).
+    """
+    from phasefit.pipeline import train
+
+    output = Path(output)
+    configs, stale = check_cells(cells, output, base_settings=base_settings, config_file=config_file,
+                                 overwrite=overwrite)
     if before_training is not None:
         before_training()
     rows: list[dict[str, Any]] = []

@@ -64,24 +64,49 @@ class MaskedLanguageModelLoss(nn.Module):
         self.model = model
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
-        return self.model(**batch).loss
+        """The mean cross-entropy over the masked tokens of the *global* batch: with P processes each one returns
+        P x (its tokens' loss sum) / (all processes' masked tokens), so the gradient average over processes is the
+        single-process gradient even though every process masks a different number of tokens."""
+        from phasefit.distributed import num_processes, sum_over_processes
+
+        labels = batch["labels"]
+        logits = self.model(**{k: v for k, v in batch.items() if k != "labels"}).logits  # (B, T, V)
+        total = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                            ignore_index=-100, reduction="sum")
+        masked = sum_over_processes((labels != -100).sum()).clamp(min=1)
+        return total * num_processes() / masked
 
 
 class MaskingCollator:
-    """Pads token dicts and masks them with ``DataCollatorForLanguageModeling``; the masks of a batch are drawn
-    from a generator seeded by (seed, epoch, the batch's first example), so they are fresh every epoch and a
-    resumed run draws the same ones. ``epoch_source`` is the epoch-seeded sampler."""
+    """Pads token dicts and masks them as ``DataCollatorForLanguageModeling`` does (its rule, its special-token and
+    padding handling); each example's mask is drawn from a generator seeded by (seed, epoch, example), so it is
+    fresh every epoch, the same after a resume, and the same whatever batch or process the example lands in.
+    ``epoch_source`` is the epoch-seeded sampler."""
 
     def __init__(self, tokenizer: Any, probability: float, seed: int, epoch_source: Any = None):
         from transformers import DataCollatorForLanguageModeling
 
         self.inner = DataCollatorForLanguageModeling(tokenizer, mlm_probability=probability)
+        self.tokenizer = tokenizer
         self.seed = seed
         self.epoch_source = epoch_source
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         epoch = getattr(self.epoch_source, "epoch", 0)
-        state = np.random.SeedSequence([self.seed, epoch, items[0]["index"]]).generate_state(1, np.uint64)[0]
-        self.inner.generator = torch.Generator().manual_seed(int(state))
-        tokens = [{k: v for k, v in item.items() if k != "index"} for item in items]
-        return {"mlm": self.inner(tokens)}
+        batch = dict(self.tokenizer.pad([{k: v for k, v in item.items() if k != "index"} for item in items],
+                                        return_tensors="pt"))
+        labels = torch.full_like(batch["input_ids"], -100)
+        right = self.tokenizer.padding_side == "right"
+        for row, item in enumerate(items):  # each example masked on its own, unpadded tokens
+            ids = torch.tensor([item["input_ids"]])
+            special = torch.tensor([self.tokenizer.get_special_tokens_mask(item["input_ids"],
+                                                                           already_has_special_tokens=True)],
+                                   dtype=torch.bool)
+            state = np.random.SeedSequence([self.seed, epoch, item["index"]]).generate_state(1, np.uint64)[0]
+            self.inner.generator = torch.Generator().manual_seed(int(state))
+            masked, target = self.inner.torch_mask_tokens(ids, special)
+            span = slice(0, ids.shape[1]) if right else slice(batch["input_ids"].shape[1] - ids.shape[1], None)
+            batch["input_ids"][row, span] = masked[0]
+            labels[row, span] = target[0]
+        batch["labels"] = labels
+        return {"mlm": batch}
