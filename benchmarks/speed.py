@@ -39,7 +39,9 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SST2 = ROOT.parent / "shared" / "data" / "sst2"
+SST2 = Path(os.environ.get("PHASEFIT_SST2", ROOT.parent / "shared" / "data" / "sst2"))
+MODEL = os.environ.get("PHASEFIT_MODEL", "sentence-transformers/all-MiniLM-L6-v2")  # a local folder on a GPU box
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # the plain loop runs where the Trainer does
 NEWSGROUPS = ROOT.parent / "shared" / "data" / "20newsgroups"
 PHASES = ["dae", "cl", "joint", "ft", "scl", "supcon"]
 RECIPE_OF = {"dae": "dae-ft", "cl": "cl-ft", "joint": "joint", "ft": "ft", "scl": "scl", "supcon": "supcon-ft"}
@@ -73,7 +75,7 @@ def phase_settings(phase: str, args: argparse.Namespace) -> dict[str, Any]:
     """The phase's settings on both sides: batch, epochs, no early stop, no plots or progress bars."""
     epochs = args.ft_epochs if phase in {"ft", "scl"} else args.epochs
     common = {"batch_size": args.batch, "epochs": epochs}
-    settings: dict[str, Any] = {"progress": False, "plots": False, "seed": 0,
+    settings: dict[str, Any] = {"progress": False, "plots": False, "seed": 0, "model": {"name": MODEL},
                                 "data": {"max_length": args.max_length},
                                 "ft": {**common, "patience": 1000}}
     if phase in {"dae", "cl", "joint", "supcon"}:
@@ -150,6 +152,7 @@ def run_phasefit(phase: str, data: tuple, args: argparse.Namespace) -> dict[str,
                            work_dir=Path(work), callbacks=[clock])
         started = time.perf_counter()
         record = get_phase("ft" if phase == "scl" else phase).run(ctx)
+        synchronize()
         ended = time.perf_counter()
     steps = len(clock.step_ends)
     examples = record["examples"]
@@ -178,7 +181,7 @@ def fresh_encoder() -> Any:
 
     from phasefit.models.encoder import resolve_model_path
 
-    return SentenceTransformer(str(resolve_model_path("sentence-transformers/all-MiniLM-L6-v2")), device="cpu")
+    return SentenceTransformer(str(resolve_model_path(MODEL)), device=DEVICE)
 
 
 def batches(items: list[Any], batch: int, epochs: int, seed: int = 0) -> list[list[Any]]:
@@ -191,7 +194,8 @@ def batches(items: list[Any], batch: int, epochs: int, seed: int = 0) -> list[li
 
 
 def features(model: Any, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
-    return model.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    batch = model.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    return {key: value.to(DEVICE) for key, value in batch.items()}
 
 
 def supcon(z: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -223,16 +227,17 @@ class PlainStep:
         model.max_seq_length = args.max_length
         params = list(model.parameters())
         if self.phase in {"dae", "joint"}:
-            self.dae = losses.DenoisingAutoEncoderLoss(model, tie_encoder_decoder=True)
+            self.dae = losses.DenoisingAutoEncoderLoss(model, tie_encoder_decoder=True).to(DEVICE)  # its decoder
             params = list(self.dae.parameters())
         if self.phase in {"cl", "joint"}:
             self.cos = losses.CosineSimilarityLoss(model)
         if self.phase in {"ft", "scl"}:
             torch.manual_seed(0)
-            self.head = nn.Sequential(nn.Linear(384, 256), nn.GELU(), nn.Dropout(0.1), nn.Linear(256, len(self.names)))
+            self.head = nn.Sequential(nn.Linear(384, 256), nn.GELU(), nn.Dropout(0.1),
+                                      nn.Linear(256, len(self.names))).to(DEVICE)
             params += list(self.head.parameters())
         if self.phase == "supcon":
-            self.projection = nn.Sequential(nn.Dropout(0.1), nn.Linear(384, 384))
+            self.projection = nn.Sequential(nn.Dropout(0.1), nn.Linear(384, 384)).to(DEVICE)
             params += list(self.projection.parameters())
         self.optimizer = torch.optim.AdamW({id(p): p for p in params}.values(), lr=2e-5)
         self.model.train()
@@ -271,15 +276,17 @@ class PlainStep:
             return self.dae([features(m, noisy, length), features(m, texts, length)], None)
         if self.phase == "cl":
             a, b, y = zip(*batch)
-            return self.cos([features(m, list(a), length), features(m, list(b), length)], torch.tensor(y))
+            return self.cos([features(m, list(a), length), features(m, list(b), length)],
+                            torch.tensor(y, device=DEVICE))
         if self.phase == "joint":
             pairs, texts = zip(*batch)
             a, b, y = zip(*pairs)
             noisy = [self.delete(t) for t in texts]
             return (self.dae([features(m, noisy, length), features(m, list(texts), length)], None)
-                    + self.cos([features(m, list(a), length), features(m, list(b), length)], torch.tensor(y)))
+                    + self.cos([features(m, list(a), length), features(m, list(b), length)],
+                               torch.tensor(y, device=DEVICE)))
         texts, y = zip(*batch)
-        y = torch.tensor(y)
+        y = torch.tensor(y, device=DEVICE)
         if self.phase == "supcon":
             f = features(m, list(texts), length)
             views = torch.cat([self.projection(m(dict(f))["sentence_embedding"]) for _ in range(2)])
@@ -317,6 +324,7 @@ def run_plain(phase: str, data: tuple, args: argparse.Namespace, pairs: list) ->
             first = time.perf_counter()
         loop.step(batch)
         ends.append(time.perf_counter())
+    synchronize()
     ended = time.perf_counter()
     examples = sum(loop.examples(b) for b in plan_items)
     flops = step_flops(loop, next(b for b in plan_items if b != "validate"))
@@ -335,14 +343,24 @@ def step_flops(loop: PlainStep, batch: Any) -> float:
     return float(counter.get_total_flops())
 
 
+def synchronize() -> None:
+    """Wait for queued GPU work, so a clock read after it counts it (nothing to wait for on a CPU)."""
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
 def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
-    """Best FLOP/s of an n x n x n fp32 matmul on this machine, now."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    """Best FLOP/s of an n x n x n fp32 matmul on this machine's device, now."""
+    if DEVICE == "cuda":
+        n = 8192  # a GPU needs a larger product to reach its rate
+    a, b = torch.randn(n, n, device=DEVICE), torch.randn(n, n, device=DEVICE)
     a @ b
     best = float("inf")
     for _ in range(repeats):
+        synchronize()
         start = time.perf_counter()
         a @ b
+        synchronize()
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best
 
@@ -445,6 +463,7 @@ def environment() -> dict[str, Any]:
     return {"torch": torch.__version__, "transformers": transformers.__version__,
             "sentence_transformers": sentence_transformers.__version__, "python": platform.python_version(),
             "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+            "device": torch.cuda.get_device_name(0) if DEVICE == "cuda" else "cpu",
             "cores": os.cpu_count()}
 
 
@@ -458,9 +477,9 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace, peak: float) ->
     lines = [f"# Phase speed, {args.texts} SST-2 texts, max {args.max_length} tokens, batch {args.batch}", "",
              f"`python benchmarks/speed.py --texts {args.texts}"
              + (f" --max-pairs {args.max_pairs}" if args.max_pairs else "")
-             + ("" if args.phases == PHASES else " --phases " + " ".join(args.phases)) + "` — torch {env['torch']}, transformers "
+             + ("" if args.phases == PHASES else " --phases " + " ".join(args.phases)) + f"` — torch {env['torch']}, transformers "
              f"{env['transformers']}, sentence-transformers {env['sentence_transformers']}, Python {env['python']}, "
-             f"{env['cores']} cores ({env['threads']} torch threads); fp32 matmul peak measured in this run: "
+             f"{env['cores']} cores ({env['threads']} torch threads), device {env['device']}; fp32 matmul peak measured in this run: "
              f"{peak / 1e9:.1f} GFLOP/s.", "",
              "| phase | examples | phasefit ex/s | plain ex/s | ratio | phasefit s | plain s | fixed before first step s "
              "| fixed after last step s | of which: validation s, checkpoints s (whole phase) | plain set-up s "
