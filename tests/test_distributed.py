@@ -211,3 +211,21 @@ def test_every_recipe_trains_under_accelerate_launch_as_in_one_process(no_dropou
             if abs(two[split]["accuracy"] - one[split]["accuracy"]) > one_example:
                 problems.append(f"{recipe}: {split} accuracy {two[split]['accuracy']} vs {one[split]['accuracy']}")
     assert not problems, "\n".join(problems)
+
+
+def test_fingerprints_tell_apart_process_counts_and_accumulation_before_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A P-process run trains on a P times larger global batch, and an accumulated run made before the loss-scaling
+    fix took GA-times-too-big steps: neither may be reused as a result of a single-process run of today's code."""
+    from phasefit.fingerprint import effective_config, result_config, sha256
+    from phasefit.recipes import build_config
+
+    single = build_config("ft")
+    assert effective_config(single) == result_config(single)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert effective_config(single)["processes"] == 2
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    accumulated = build_config("ft", settings={"trainer.gradient_accumulation_steps": 2})
+    assert result_config(accumulated)["trainer.accumulation_scaled"] is True
+    saved_before_the_fix = accumulated.to_dict()  # what a config.yaml of such a run reads back as
+    assert sha256(result_config(saved_before_the_fix)) != sha256(result_config(accumulated))
+    assert "trainer.accumulation_scaled" not in result_config(single)

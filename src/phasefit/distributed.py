@@ -72,6 +72,19 @@ def gather_with_grad(tensor: Any) -> Any:
     return torch.cat(parts, dim=0)
 
 
+def from_main_process(value: Any) -> Any:
+    """The main process's ``value`` on every process (pickled and broadcast), e.g. a decision only it may take;
+    ``value`` itself with one process."""
+    if num_processes() <= 1:
+        return value
+    import torch
+
+    wait_for_everyone()  # sets up the process group if no Trainer has yet
+    box = [value]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def sum_over_processes(tensor: Any) -> Any:
     """The sum of ``tensor`` over every process (no gradient), or ``tensor`` itself with one process."""
     import torch

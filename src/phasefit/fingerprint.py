@@ -52,11 +52,29 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def result_config(config: RunConfig | dict[str, Any]) -> dict[str, Any]:
-    """The flattened config keys that can change a run's results."""
+    """The flattened config keys that can change a run's results.
+
+    With gradient accumulation the key ``trainer.accumulation_scaled`` is added for configs of today's code: before
+    the phase Trainer's loss-scaling fix an accumulated step was ``gradient_accumulation_steps`` times too big, so a
+    run made then with accumulation is not a result of today's code (its saved config.yaml lacks the marker)."""
     raw = config if isinstance(config, dict) else config.to_dict()
     later = {**LATER_KEY_DEFAULTS, **_later_section_defaults()}
-    return {k: v for k, v in flatten(raw).items() if k.split(".")[0] not in NOT_RESULTS and k not in NOT_RESULT_KEYS
-            and not (k in later and v == later[k])}
+    out = {k: v for k, v in flatten(raw).items() if k.split(".")[0] not in NOT_RESULTS and k not in NOT_RESULT_KEYS
+           and not (k in later and v == later[k])}
+    if out.get("trainer.gradient_accumulation_steps", 1) != 1 and not isinstance(config, dict):
+        out["trainer.accumulation_scaled"] = True
+    return out
+
+
+def effective_config(config: RunConfig) -> dict[str, Any]:
+    """:func:`result_config` plus what the launch changes: the number of processes, when above 1 (P processes
+    train on a P times larger global batch)."""
+    from phasefit.distributed import num_processes
+
+    out = result_config(config)
+    if num_processes() > 1:
+        out["processes"] = num_processes()
+    return out
 
 
 @functools.lru_cache(maxsize=1)
@@ -112,7 +130,7 @@ def run_fingerprint(config: RunConfig, splits: DatasetSplits, unlabelled: list[s
     from phasefit.models.encoder import resolve_model_path
 
     return {
-        "config": sha256(result_config(config)),
+        "config": sha256(effective_config(config)),
         "data": split_fingerprints(splits),
         "unlabelled": sha256(unlabelled),
         "model": model_fingerprint(resolve_model_path(config.model.name)),

@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from phasefit.fingerprint import data_fingerprint, model_fingerprint, result_config, sha256
+from phasefit.fingerprint import LATER_KEY_DEFAULTS, data_fingerprint, effective_config, model_fingerprint, sha256
 from phasefit.io import atomic_directory, atomic_write_json, commit_directory
 
 if TYPE_CHECKING:
@@ -54,7 +54,8 @@ class PhaseCache:
         self.base = {
             "model": {**config.model.model_dump(mode="json"), "content": content},
             "data": data_fingerprint(splits, unlabelled),
-            "data_settings": config.data.model_dump(mode="json"),
+            "data_settings": {k: v for k, v in config.data.model_dump(mode="json").items()
+                              if not (f"data.{k}" in LATER_KEY_DEFAULTS and v == LATER_KEY_DEFAULTS[f"data.{k}"])},
             "seed": config.seed,
             "max_length": max_length,
         }
@@ -65,9 +66,10 @@ class PhaseCache:
         sections = {section: getattr(self.config, section).model_dump(mode="json")
                     for name in phases for section in PHASE_SECTIONS[name]}
         inputs = {**self.base, "phases": phases, "settings": sections}
-        # Trainer options that change the numbers (fused optimiser, precision, accumulation): only those away from
-        # what runs made before they existed did, so those runs' entries keep their keys.
-        trainer = result_config({"trainer": self.config.trainer.model_dump(mode="json")})
+        # Trainer options that change the numbers (fused optimiser, precision, accumulation) and the process count:
+        # only those away from what runs made before they existed did, so those runs' entries keep their keys.
+        trainer = {k: v for k, v in effective_config(self.config).items()
+                   if k.startswith("trainer.") or k == "processes"}
         if trainer:
             inputs["trainer"] = trainer
         return sha256(inputs), inputs

@@ -206,7 +206,11 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
         if index <= done:
             phase_records.append(json.loads((output_dir / STATE_DIR / f"phase-{index}" / "record.json").read_text()))
             continue
-        hit = cache.lookup(index) if cache is not None and not last else None
+        hit = cache.lookup(index) if cache is not None and not last and main else None
+        if cache is not None and not last and num_processes() > 1:  # one decision: a cache entry another run
+            from phasefit.distributed import from_main_process  # stores meanwhile must not split the processes
+
+            hit = from_main_process(hit)
         if hit is not None:
             logger.info("phase %d/%d: %s reused from the phase cache (%s)", index, len(config.phases), name, hit.name)
             ctx.encoder = load_encoder(ModelConfig(name=str(hit / "encoder"),

@@ -314,6 +314,7 @@ def imbalance(splits: DatasetSplits, *, ratio: float, largest: int | None = None
     record = copy.deepcopy(splits.record)
     record["imbalance"] = {
         "ratio": ratio,
+        "achieved_ratio": max(sizes) / min(sizes),  # = ratio whenever smallest x ratio is a whole number
         "largest": max(sizes),
         "smallest": min(sizes),
         "seed": seed,

@@ -62,7 +62,8 @@ def flatten_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     imbalance = metrics.get("imbalance")
     if imbalance and metrics.get("test"):  # the classes the down-sampling made rare: what the correction is for
         per_class = metrics["test"].get("per_class", {})
-        recalls = [per_class[c]["recall"] for c in imbalance["rare_classes"] if c in per_class]
+        recalls = [per_class[c]["recall"] for c in imbalance["rare_classes"]
+                   if c in per_class and per_class[c].get("support", 1) > 0]  # no test example: no recall
         row["test_rare_class_recall"] = sum(recalls) / len(recalls) if recalls else None
     row["total_seconds"] = metrics["total_seconds"]
     initial = metrics.get("initial_embeddings") or {}
@@ -81,13 +82,13 @@ def cell_differences(config: Any, run_dir: Path) -> list[str]:
 
     Cells written before fingerprints existed are compared by their saved config.yaml and split row ids."""
     from phasefit.config import read_yaml
-    from phasefit.fingerprint import (config_differences, data_differences, read_fingerprint, result_config,
+    from phasefit.fingerprint import (config_differences, data_differences, effective_config, read_fingerprint,
                                       run_fingerprint, sha256)
     from phasefit.pipeline import load_run_data, run_unlabelled, split_manifest
 
     saved_config = read_yaml(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else {}
     saved = read_fingerprint(run_dir)
-    if saved is not None and saved.get("config") == sha256(result_config(config)):
+    if saved is not None and saved.get("config") == sha256(effective_config(config)):
         differences = []
     else:
         differences = config_differences(saved_config, config.to_dict()) or (

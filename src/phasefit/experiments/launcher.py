@@ -158,6 +158,9 @@ def launch_cells(
     jobs: list[Any] = []
     cell_of: dict[int, Cell] = {}
     for parameters, members in groups.values():
+        # a fresh executor per group: update_parameters adds to the earlier settings, so a key one data set set
+        # would otherwise carry over to the groups that leave it unset
+        executor = submitit.AutoExecutor(folder=output / ".submitit", cluster=cluster)
         executor.update_parameters(**parameters)
         with executor.batch():
             for cell, config in members:

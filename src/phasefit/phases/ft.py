@@ -25,7 +25,7 @@ from phasefit.models.encoder import embedding_dimension
 from phasefit.phases.base import PhaseContext
 from phasefit.training.cost import trainable_parameters
 from phasefit.training.optim import make_optimizer, parameter_groups
-from phasefit.training.objective import ListDataset
+from phasefit.training.objective import ListDataset, global_batch
 from phasefit.training.trainer import (build_training_arguments, final_train_loss, quiet_trainer,
                                        reporting_callbacks)
 
@@ -154,7 +154,7 @@ class FTPhase:
                 best_epoch = entry.get("epoch")
                 break
         return {
-            "examples": min(len(train_rows) * max(1, epochs_run), state.global_step * cfg.batch_size),
+            "examples": min(len(train_rows) * max(1, epochs_run), state.global_step * global_batch(ctx, cfg)),
             "steps": state.global_step,
             "trainable_parameters": trainable,
             "final_loss": final_train_loss(state.log_history, result),

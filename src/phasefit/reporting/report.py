@@ -274,7 +274,7 @@ def phase1_table(rows: Sequence[dict[str, Any]]) -> Table:
                    "test macro-F1", "minutes"], [])
     for (dataset, recipe), members in group_rows(rows, "dataset", "recipe").items():
         phases = members[0]["phases"].split("+")
-        first = phases[0] if len(phases) > 2 else None  # cl-ft has no phase 1
+        first = phases[0] if phases[0] != "cl" and len(phases) > 1 else None  # cl-ft has no phase 1
 
         def values(key: str | None) -> list[float]:
             return [m[key] for m in members if key and m.get(key) is not None]

@@ -76,6 +76,13 @@ def best_epoch_callback(ctx: PhaseContext, phase: str) -> Any:
     return BestEpoch()
 
 
+def global_batch(ctx: PhaseContext, cfg: OptimConfig) -> int:
+    """Examples per optimiser step: the per-process batch x accumulation steps x processes."""
+    from phasefit.distributed import num_processes
+
+    return cfg.batch_size * ctx.config.trainer.gradient_accumulation_steps * num_processes()
+
+
 def train_objective(
     ctx: PhaseContext,
     phase: str,
@@ -106,7 +113,8 @@ def train_objective(
     selected = selection.restore() if selection is not None else {}
     return {
         **selected,
-        "examples": trainer.state.global_step * cfg.batch_size if cfg.max_steps else len(items) * cfg.epochs,
+        "examples": (trainer.state.global_step * global_batch(ctx, cfg) if cfg.max_steps
+                     else len(items) * cfg.epochs),
         "trainable_parameters": trainable,
         "final_loss": final_train_loss(trainer.state.log_history, result),
         "epochs_run": round(trainer.state.epoch or 0, 3),

@@ -95,7 +95,9 @@ def reporting_callbacks(ctx: PhaseContext, phase: str) -> list[Any]:
     """A TensorBoard writer for the phase when ``trainer.report_to`` names tensorboard: event files go to
     ``RUN/logs/<phase>`` (the Trainer's default, under the checkpoints, is deleted when the run finishes). Other
     integrations (wandb, mlflow, ...) are the Trainer's own, through ``report_to``."""
-    if "tensorboard" not in ctx.config.trainer.report_to:
+    from phasefit.distributed import is_main_process
+
+    if "tensorboard" not in ctx.config.trainer.report_to or not is_main_process():  # one writer per run
         return []
     try:
         from torch.utils.tensorboard import SummaryWriter
