@@ -14,8 +14,8 @@ from phasefit.recipes import RECIPES
 from tests.conftest import tiny_overrides
 
 SHORT = ["dae.max_steps=2", "cl.max_steps=2", "joint.max_steps=2", "ft.max_steps=2", "supcon.max_steps=2",
-         "simclr.max_steps=2", "supcon.batch_size=4", "simclr.batch_size=4", "dae.batch_size=4",
-         "cl.batch_size=4", "joint.batch_size=4"]
+         "simclr.max_steps=2", "mlm.max_steps=2", "supcon.batch_size=4", "simclr.batch_size=4", "dae.batch_size=4",
+         "cl.batch_size=4", "joint.batch_size=4", "mlm.batch_size=4"]
 
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES))

@@ -64,7 +64,7 @@ BAD_INPUTS = [
     Row("min_ratio > max_ratio", _files(_csv(GOOD)), ["--recipe", "3phase", "--set", "cl.min_ratio=5"],
         ["min_ratio (5.0) must not exceed max_ratio (4.0)"]),
     Row("unknown recipe", _files(_csv(GOOD)), ["--recipe", "4phase"], ["unknown recipe '4phase'", "3phase"]),
-    Row("unknown phase", _files(_csv(GOOD)), ["--set", "phases=[mlm, ft]"], ["unknown phase", "mlm"]),
+    Row("unknown phase", _files(_csv(GOOD)), ["--set", "phases=[elmo, ft]"], ["unknown phase", "elmo"]),
     Row("model path without weights", {**_files(_csv(GOOD)), "model/config.json": "{}"},
         ["--set", "model.name={tmp}/data/model"], ["no weights", "save_pretrained"]),
     Row("uncached hub model", _files(_csv(GOOD)), ["--set", "model.name=someone/not-a-model"],
