@@ -43,6 +43,13 @@ def wait_for_everyone() -> None:
     torch.distributed.barrier()
 
 
+def _group() -> bool:
+    """Whether a torch process group is set up (a Trainer, or :func:`wait_for_everyone`, made one)."""
+    import torch
+
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
 def gather_with_grad(tensor: Any) -> Any:
     """``tensor`` (B, ...) of every process, concatenated in rank order, with the gradient flowing back to each
     process's own rows (``torch.distributed.nn.functional.all_gather``); the tensor itself with one process.
@@ -54,9 +61,7 @@ def gather_with_grad(tensor: Any) -> Any:
     """
     import torch
 
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return tensor
-    if torch.distributed.get_world_size() == 1:
+    if not _group() or torch.distributed.get_world_size() == 1:
         return tensor
     sizes = [torch.zeros(1, dtype=torch.long, device=tensor.device) for _ in range(torch.distributed.get_world_size())]
     torch.distributed.all_gather(sizes, torch.tensor([tensor.shape[0]], device=tensor.device))
@@ -89,7 +94,7 @@ def sum_over_processes(tensor: Any) -> Any:
     """The sum of ``tensor`` over every process (no gradient), or ``tensor`` itself with one process."""
     import torch
 
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+    if not _group():
         return tensor
     total = tensor.detach().clone()
     torch.distributed.all_reduce(total)
@@ -99,6 +104,4 @@ def sum_over_processes(tensor: Any) -> Any:
 def rank() -> int:
     import torch
 
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank()
-    return 0
+    return torch.distributed.get_rank() if _group() else 0

@@ -142,6 +142,15 @@ def check_cells(
     return configs, stale
 
 
+def with_phase_cache(settings: dict[str, Any] | None, output: Path) -> dict[str, Any]:
+    """``settings`` with ``phase_cache`` set to ``OUTPUT/phase-cache`` unless the caller chose one: the runs of one
+    grid (3phase and its variants on a cell) then train each shared encoder phase once."""
+    settings = dict(settings or {})
+    if "phase_cache" not in settings:
+        settings["phase_cache"] = str(Path(output).resolve() / "phase-cache")
+    return settings
+
+
 def run_cells(
     cells: Sequence[Cell],
     output: Path,

@@ -139,7 +139,7 @@ def select_recipe(recipes: Sequence[str], seeds: Sequence[int], output: Any, *, 
     validation, and write ``output/recommendation.md``. Returns the recommendation and its text."""
     from pathlib import Path
 
-    from phasefit.experiments.grid import Cell, run_cells
+    from phasefit.experiments.grid import Cell, run_cells, with_phase_cache
     from phasefit.io import atomic_write_text
 
     names = list(AUTO_CANDIDATES) if list(recipes) == ["auto"] else list(recipes)
@@ -147,9 +147,7 @@ def select_recipe(recipes: Sequence[str], seeds: Sequence[int], output: Any, *, 
         names.append(baseline)  # the difference to plain fine-tuning is part of the answer
     cells = [Cell(f"{recipe}/seed-{seed}", recipe, {"seed": seed}, {"seed": seed})
              for recipe in names for seed in seeds]
-    settings = dict(settings or {})
-    if "phase_cache" not in settings:  # 3phase and 3phase-setfit share their DAE
-        settings["phase_cache"] = str(Path(output).resolve() / "phase-cache")
+    settings = with_phase_cache(settings, Path(output))  # 3phase and 3phase-setfit share their DAE
     rows = run_cells(cells, Path(output), base_settings=settings, on_progress=on_progress, overwrite=overwrite)
     rec = recommend(rows, metric=metric, baseline=baseline)
     winner_rows = [row for row in rows if row["recipe"] == rec.winner.recipe]

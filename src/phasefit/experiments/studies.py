@@ -91,12 +91,11 @@ def phase1_cells(data: str, recipes: Sequence[str], seeds: Sequence[int]) -> lis
 def run_study(cells: list[Cell], output: Path, *, settings: dict[str, Any] | None = None,
               on_progress: Callable[[Progress], None] | None = None, overwrite: bool = False) -> tuple[Path, Path]:
     """Train (or reuse) the study's cells into ``output`` and write its report; returns (report.md, report.html)."""
-    from phasefit.experiments.grid import run_cells
+    from phasefit.experiments.grid import run_cells, with_phase_cache
     from phasefit.recipes import merge_settings
     from phasefit.reporting.report import write_report
 
-    settings = merge_settings(settings)
-    if "phase_cache" not in settings:  # 3phase, 3phase-no-imb and 3phase-extra-imb of a cell share their DAE
-        settings["phase_cache"] = str(Path(output).resolve() / "phase-cache")
+    # 3phase, 3phase-no-imb and 3phase-extra-imb of a cell share their DAE
+    settings = with_phase_cache(merge_settings(settings), Path(output))
     rows = run_cells(cells, Path(output), base_settings=settings, on_progress=on_progress, overwrite=overwrite)
     return write_report(Path(output), rows)
