@@ -76,3 +76,14 @@ def test_published_runs_restore_into_a_new_output(harness, tmp_path: Path, monke
     assert harness.restore_runs(fresh) == 1
     assert (fresh / "runs" / "toy" / "ft" / "seed-0" / "metrics.json").is_file()
     assert harness.restore_runs(fresh) == 0  # finished runs are never replaced
+
+
+def test_the_probe_peer_runs_on_the_cell_split(harness, tmp_path: Path, tiny_model_dir: Path,
+                                               toy_data_dir_module: Path) -> None:
+    """The benchmark's peers are phasefit.experiments.peers, on the rows phasefit's loader gives the cell."""
+    grid = {"set": {"model.name": str(tiny_model_dir), "data.max_length": 32}, "setfit": {},
+            "cells": {"toy": {"data": str(toy_data_dir_module), "seeds": [0]}}}
+    metrics = harness.run_peer("probe", grid, "toy", 0, tmp_path)
+    assert metrics["recipe"] == "probe" and 0 <= metrics["test"]["accuracy"] <= 1
+    assert json.loads((tmp_path / "runs/toy/probe/seed-0/metrics.json").read_text()) == metrics
+    assert harness.run_peer("probe", grid, "toy", 0, tmp_path) == metrics  # read back, not retrained

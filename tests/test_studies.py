@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -301,3 +302,58 @@ def test_study_size_and_phase1_commands(tiny_model_dir: Path, toy_data_dir_modul
     assert "Phase-1 study" in report and "k-NN after phase 1" in report
     mlm_row = next(line for line in report.splitlines() if "| mlm-cl-ft |" in line and "(n=1)" in line)
     assert mlm_row.count("(n=1)") >= 5  # before, after mlm, after cl, accuracy, F1 (and minutes)
+
+
+# --- peers in a study ------------------------------------------------------------------------------------------------
+
+
+def test_study_runs_peers_on_the_recipes_rows_and_refuses_their_stale_cells(tiny_model_dir: Path,
+                                                                            toy_data_dir_module: Path,
+                                                                            tmp_path: Path, capsys: Any) -> None:
+    out = tmp_path / "size"
+    args = ["study", "size", "--data", str(toy_data_dir_module), "--recipes", "ft", "probe", "--sizes", "9",
+            "--draws", "2", "--output", str(out), *_sets(tiny_model_dir)]
+    assert main(args) == 0
+    rows = read_results(out)
+    assert sorted((r["recipe"], r["draw"]) for r in rows) == [("ft", 0), ("ft", 1), ("probe", 0), ("probe", 1)]
+    for draw in (0, 1):  # the probe trained and was scored on exactly the rows ft used
+        ft_ids = json.loads((out / f"n9/ft/draw-{draw}" / "split.json").read_text())["ids"]
+        probe_ids = json.loads((out / f"n9/probe/draw-{draw}" / "split.json").read_text())["ids"]
+        assert ft_ids == probe_ids
+    probe = [r for r in rows if r["recipe"] == "probe"]
+    assert all(r["train_size"] == 9 and 0 <= r["test_accuracy"] <= 1 and r["phases"] == "" for r in probe)
+    before = (out / "n9/probe/draw-0/metrics.json").stat().st_mtime_ns
+    assert main(args) == 0  # resumed: nothing retrains
+    assert (out / "n9/probe/draw-0/metrics.json").stat().st_mtime_ns == before
+    capsys.readouterr()
+    # another token limit: the probe's finished cell is stale, named, and not retrained without --overwrite
+    assert main(["study", "size", "--data", str(toy_data_dir_module), "--recipes", "probe", "--sizes", "9",
+                 "--draws", "1", "--output", str(out), *_sets(tiny_model_dir, "data.max_length=8")]) != 0
+    assert "n9/probe/draw-0: the probe settings" in capsys.readouterr().err
+    assert (out / "n9/probe/draw-0/metrics.json").stat().st_mtime_ns == before
+
+
+def test_peer_settings_are_checked_and_kept_out_of_the_recipes_configs(tiny_model_dir: Path,
+                                                                       toy_data_dir_module: Path) -> None:
+    from phasefit.config import ConfigError
+    from phasefit.experiments.grid import Cell, PeerCell, cell_config
+
+    base = {"data.path": str(toy_data_dir_module), "setfit.num_iterations": 2}
+    ft = cell_config(Cell("a", "ft", {"seed": 1}), base)
+    assert not isinstance(ft, PeerCell) and ft.seed == 1
+    setfit = cell_config(Cell("b", "setfit", {"seed": 1}), base)
+    assert isinstance(setfit, PeerCell)
+    assert setfit.settings == {"num_iterations": 2, "num_epochs": 1, "batch_size": 16}
+    assert setfit.config.data.path == str(toy_data_dir_module)
+    with pytest.raises(ConfigError, match="setfit.iterations"):
+        cell_config(Cell("c", "setfit"), {**base, "setfit.iterations": 2})
+
+
+def test_setfit_peer_trains_on_the_tiny_model(tiny_model_dir: Path, toy_data_dir_module: Path, tmp_path: Path) -> None:
+    pytest.importorskip("setfit")
+    out = tmp_path / "phase1"
+    assert main(["study", "phase1", "--data", str(toy_data_dir_module), "--recipes", "setfit", "--seeds", "0",
+                 "--output", str(out), *_sets(tiny_model_dir, "setfit.num_iterations=1")]) == 0
+    row = read_results(out)[0]
+    assert row["recipe"] == "setfit" and 0 <= row["test_accuracy"] <= 1
+    assert (out / "setfit/seed-0/body/modules.json").is_file()

@@ -29,7 +29,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -87,75 +86,8 @@ def cell_methods(grid: dict[str, Any], cell: str) -> list[tuple[str, list[int]]]
 # Peers
 
 
-def _scores(labels: list[str], gold: list[str], predicted: list[str]) -> dict[str, Any]:
-    from phasefit.evaluation.metrics import classification_metrics
-
-    index = {name: i for i, name in enumerate(labels)}
-    return classification_metrics([index[g] for g in gold], [index[p] for p in predicted], labels)
-
-
-def _peer_metrics(method: str, config: Any, splits: Any, val_pred: list[str], test_pred: list[str],
-                  seconds: float, **extra: Any) -> dict[str, Any]:
-    return {
-        "recipe": method, "seed": config.seed, "model": config.model.name, "data": config.data.path,
-        "label_names": splits.label_names,
-        "sizes": {"train": len(splits.train), "validation": len(splits.validation), "test": len(splits.test)},
-        "validation": _scores(splits.label_names, splits.validation.labels, val_pred),
-        "test": _scores(splits.label_names, splits.test.labels, test_pred),
-        "initial_embeddings": None, "phases": [], "total_seconds": round(seconds, 3), **extra,
-    }
-
-
-def run_probe(config: Any, splits: Any, max_length: int) -> dict[str, Any]:
-    """Logistic regression on frozen embeddings; C from {0.01 .. 100} by validation macro-F1 (a tuned probe)."""
-    import numpy as np
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import f1_score
-
-    from phasefit.models.encoder import load_encoder
-
-    started = time.perf_counter()
-    encoder = load_encoder(config.model)
-    encoder.max_seq_length = max_length
-    embed = lambda texts: encoder.encode(list(texts), batch_size=64, convert_to_numpy=True)  # noqa: E731
-    train, val, test = embed(splits.train.texts), embed(splits.validation.texts), embed(splits.test.texts)
-    best = None
-    for c in (0.01, 0.1, 1.0, 10.0, 100.0):
-        model = LogisticRegression(C=c, max_iter=3000).fit(train, splits.train.labels)
-        score = f1_score(splits.validation.labels, model.predict(val), average="macro")
-        if best is None or score > best[0]:
-            best = (score, c, model)
-    _, c, model = best
-    return _peer_metrics("probe", config, splits, list(model.predict(val)), list(model.predict(test)),
-                         time.perf_counter() - started, probe_c=c, embedding_seconds=None, classes=len(np.unique(splits.train.labels)))
-
-
-def run_setfit(config: Any, splits: Any, max_length: int, settings: dict[str, Any], body_dir: Path) -> dict[str, Any]:
-    """SetFit 1.x, standard recipe, from the same local model folder; the trained body is saved for
-    ``setfit-body-ft``."""
-    from datasets import Dataset
-    from setfit import SetFitModel, Trainer, TrainingArguments
-
-    from phasefit.models.encoder import resolve_model_path
-
-    started = time.perf_counter()
-    model = SetFitModel.from_pretrained(str(resolve_model_path(config.model.name)), local_files_only=True)
-    model.model_body.max_seq_length = max_length
-    args = TrainingArguments(batch_size=settings["batch_size"], num_epochs=settings["num_epochs"],
-                             num_iterations=settings["num_iterations"], seed=config.seed, max_length=max_length,
-                             show_progress_bar=False, report_to="none", save_strategy="no", eval_strategy="no")
-    train = Dataset.from_dict({"text": list(splits.train.texts), "label": list(splits.train.labels)})
-    trainer = Trainer(model=model, args=args, train_dataset=train)
-    trainer.train()
-    val_pred = [str(p) for p in model.predict(list(splits.validation.texts), as_numpy=True)]
-    test_pred = [str(p) for p in model.predict(list(splits.test.texts), as_numpy=True)]
-    seconds = time.perf_counter() - started
-    body_dir.parent.mkdir(parents=True, exist_ok=True)
-    model.model_body.save(str(body_dir), safe_serialization=True)
-    return _peer_metrics("setfit", config, splits, val_pred, test_pred, seconds, setfit=settings)
-
-
 def run_peer(method: str, grid: dict[str, Any], cell: str, seed: int, output: Path) -> dict[str, Any]:
+    from phasefit.experiments.peers import peer_metrics
     from phasefit.pipeline import load_run_data
     from phasefit.recipes import build_config
 
@@ -168,9 +100,7 @@ def run_peer(method: str, grid: dict[str, Any], cell: str, seed: int, output: Pa
         setfit = run_peer("setfit", grid, cell, seed, output)
         body = output / "runs" / cell / "setfit" / f"seed-{seed}" / "body"
         if not (body / "modules.json").is_file():  # a setfit run restored from the published files: no body kept
-            splits = load_run_data(config)
-            setfit_settings = {**grid["setfit"], **grid["cells"][cell].get("setfit", {})}
-            run_setfit(config, splits, _max_length(config, splits), setfit_settings, body)
+            peer_metrics("setfit", config, load_run_data(config), _setfit_settings(grid, cell), body_dir=body)
         from phasefit.pipeline import train
 
         ft_config = build_config("ft", settings={**settings, "model.name": str(body)})
@@ -180,25 +110,16 @@ def run_peer(method: str, grid: dict[str, Any], cell: str, seed: int, output: Pa
         metrics["setfit_seconds"] = setfit["total_seconds"]
         _prune(folder)
     else:
-        splits = load_run_data(config)
-        max_length = _max_length(config, splits)
-        if method == "probe":
-            metrics = run_probe(config, splits, max_length)
-        else:
-            setfit_settings = {**grid["setfit"], **grid["cells"][cell].get("setfit", {})}
-            metrics = run_setfit(config, splits, max_length, setfit_settings, folder / "body")
+        metrics = peer_metrics(method, config, load_run_data(config),
+                               _setfit_settings(grid, cell) if method == "setfit" else {}, body_dir=folder / "body")
     from phasefit.io import atomic_write_json
 
     atomic_write_json(folder / "metrics.json", metrics)
     return metrics
 
 
-def _max_length(config: Any, splits: Any) -> int:
-    """The token limit phasefit's own runs use for this config and data (the same function)."""
-    from phasefit.models.encoder import load_encoder
-    from phasefit.pipeline import run_max_length
-
-    return run_max_length(config, splits, load_encoder(config.model))
+def _setfit_settings(grid: dict[str, Any], cell: str) -> dict[str, Any]:
+    return {**grid["setfit"], **grid["cells"][cell].get("setfit", {})}
 
 
 def publish_runs(output: Path) -> int:

@@ -98,7 +98,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     def protocol_parser(name: str, help_text: str, recipes: list[str]) -> argparse.ArgumentParser:
         parser = sub.add_parser(name, help=help_text, description=help_text)
-        parser.add_argument("--recipes", nargs="+", default=recipes, help=f"recipes (default: {' '.join(recipes)})")
+        parser.add_argument("--recipes", nargs="+", default=recipes,
+                            help=f"recipes, and the peers setfit / probe run by their own libraries on the same rows "
+                            f"(setfit: pip install -e '.[bench]'; --set setfit.num_iterations=N) "
+                            f"(default: {' '.join(recipes)})")
         parser.add_argument("--draws", type=int, default=3, help="training-set draws (paper: 10)")
         parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds per draw")
         parser.add_argument("--output", required=True, help="folder of the runs and summary.md")
@@ -140,7 +143,10 @@ def _build_parser() -> argparse.ArgumentParser:
     def study_parser(name: str, help_text: str, recipes: list[str]) -> argparse.ArgumentParser:
         parser = studies.add_parser(name, help=help_text, description=help_text)
         parser.add_argument("--data", required=True, help="data set (its training split is what the study varies)")
-        parser.add_argument("--recipes", nargs="+", default=recipes, help=f"recipes (default: {' '.join(recipes)})")
+        parser.add_argument("--recipes", nargs="+", default=recipes,
+                            help=f"recipes, and the peers setfit / probe run by their own libraries on the same rows "
+                            f"(setfit: pip install -e '.[bench]'; --set setfit.num_iterations=N) "
+                            f"(default: {' '.join(recipes)})")
         parser.add_argument("--output", required=True, help="folder of the runs, results.csv and report.md")
         parser.add_argument("--model", help="encoder (default: all-MiniLM-L6-v2, packaged)")
         _add_grid_arguments(parser)

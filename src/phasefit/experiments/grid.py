@@ -77,10 +77,12 @@ def flatten_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def cell_differences(config: Any, run_dir: Path) -> list[str]:
+def cell_differences(config: Any, run_dir: Path, peer: tuple[str, dict[str, Any]] | None = None) -> list[str]:
     """What differs between a finished cell and the config (and its data) a grid now asks of it; [] = reusable.
 
-    Cells written before fingerprints existed are compared by their saved config.yaml and split row ids."""
+    ``peer``: (name, settings) when the cell is a peer (:mod:`phasefit.experiments.peers`), whose config hash
+    covers its own settings. Cells written before fingerprints existed are compared by their saved config.yaml and
+    split row ids."""
     from phasefit.config import read_yaml
     from phasefit.fingerprint import (config_differences, data_differences, effective_config, read_fingerprint,
                                       run_fingerprint, sha256)
@@ -88,7 +90,13 @@ def cell_differences(config: Any, run_dir: Path) -> list[str]:
 
     saved_config = read_yaml(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else {}
     saved = read_fingerprint(run_dir)
-    if saved is not None and saved.get("config") == sha256(effective_config(config)):
+    if peer is not None:
+        from phasefit.experiments.peers import peer_config_hash
+
+        expected = peer_config_hash(peer[0], config, peer[1])
+        differences = [] if saved is not None and saved.get("config") == expected else [
+            f"the {peer[0]} settings, data keys, model or seed"]
+    elif saved is not None and saved.get("config") == sha256(effective_config(config)):
         differences = []
     else:
         differences = config_differences(saved_config, config.to_dict()) or (
@@ -120,18 +128,18 @@ def check_cells(
     Raises:
         StaleCellError: when a finished cell was made from another config or other data, unless ``overwrite``.
     """
-    from phasefit.recipes import build_config, merge_settings
-
     keys = [cell.key for cell in cells]
     if len(set(keys)) != len(keys):
         raise ValueError("grid cells must have distinct folders")
     # Resolve every config first: a typo in cell 40 fails now, not after 39 trainings.
-    configs = [build_config(cell.recipe, config_file, settings=merge_settings(base_settings, cell.settings))
-               for cell in cells]
+    configs = [cell_config(cell, base_settings, config_file) for cell in cells]
     stale: dict[str, list[str]] = {}
     for cell, config in zip(cells, configs):
         if (output / cell.key / "metrics.json").is_file():
-            differences = cell_differences(config, output / cell.key)
+            if isinstance(config, PeerCell):
+                differences = cell_differences(config.config, output / cell.key, (config.name, config.settings))
+            else:
+                differences = cell_differences(config, output / cell.key)
             if differences:
                 stale[cell.key] = differences
     if stale and not overwrite:
@@ -140,6 +148,41 @@ def check_cells(
                              f"data than now asked ({listing}); pass --overwrite to retrain them, or choose a new "
                              "--output")
     return configs, stale
+
+
+@dataclass(frozen=True)
+class PeerCell:
+    """A peer cell's resolved config: the ``ft`` RunConfig whose data, model and seed it uses, and the peer."""
+    name: str
+    settings: dict[str, Any]
+    config: Any
+
+
+def cell_config(cell: Cell, base_settings: dict[str, Any] | None = None,
+                config_file: str | Path | None = None) -> Any:
+    """A cell's resolved RunConfig, or a :class:`PeerCell` for a peer (``setfit``, ``probe``: resolved as ``ft``, of
+    which only the data, model and seed keys matter). The peers' settings sections (``setfit.*``) are taken out of
+    every cell's settings, so ``--set setfit.num_iterations=5`` may stand beside recipes."""
+    from phasefit.experiments.peers import is_peer, peer_settings, split_peer_settings
+    from phasefit.recipes import build_config, merge_settings
+
+    settings, sections = split_peer_settings(merge_settings(base_settings, cell.settings))
+    if not is_peer(cell.recipe):
+        return build_config(cell.recipe, config_file, settings=settings)
+    return PeerCell(cell.recipe, peer_settings(cell.recipe, sections), build_config("ft", config_file,
+                                                                                     settings=settings))
+
+
+def train_cell(config: Any, run_dir: Path) -> dict[str, Any]:
+    """Train one cell's resolved config (a RunConfig, or a :class:`PeerCell`) into ``run_dir``; returns its
+    metrics."""
+    if isinstance(config, PeerCell):
+        from phasefit.experiments.peers import train_peer
+
+        return train_peer(config.name, config.config, run_dir, config.settings)
+    from phasefit.pipeline import train
+
+    return train(config, run_dir, overwrite=True).metrics
 
 
 def with_phase_cache(settings: dict[str, Any] | None, output: Path) -> dict[str, Any]:
@@ -167,8 +210,6 @@ def run_cells(
         StaleCellError: before any training, when a finished cell was made from another config or other data
             (unless ``overwrite``, which retrains such cells).
     """
-    from phasefit.pipeline import train
-
     output = Path(output)
     configs, stale = check_cells(cells, output, base_settings=base_settings, config_file=config_file,
                                  overwrite=overwrite)
@@ -186,7 +227,7 @@ def run_cells(
             if run_dir.exists():
                 logger.info("cell %s was interrupted; training it again", cell.key)
             started = time.perf_counter()
-            metrics = train(config, run_dir, overwrite=True).metrics
+            metrics = train_cell(config, run_dir)
             trained_seconds.append(time.perf_counter() - started)
         rows.append({"cell": cell.key, **cell.tags, **flatten_metrics(metrics)})
         write_results(rows, output)  # after every cell: a kill loses at most the cell in progress

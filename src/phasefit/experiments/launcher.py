@@ -90,12 +90,12 @@ def train_cell(config: Any, run_dir: str, cwd: str) -> str:
 
     Top-level so that submitit can pickle it by reference. The environment defaults are the CLI's, so the job
     trains exactly what ``--launcher local`` would."""
-    from phasefit.pipeline import train
+    from phasefit.experiments.grid import train_cell as train
 
     os.chdir(cwd)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    train(config, run_dir, overwrite=True)
+    train(config, Path(run_dir))
     return run_dir
 
 

@@ -45,14 +45,15 @@ def data_label(data: str) -> str:
 def imbalance_cells(data: str, recipes: Sequence[str], ratios: Sequence[float], seeds: Sequence[int], *,
                     largest: int | None = None) -> list[Cell]:
     """One run per (ratio, recipe, seed); the seed also picks which classes become rare, so every recipe of a seed
-    trains on the same down-sampled rows."""
+    trains on the same down-sampled rows. Seeds come outermost, so a study stopped early has every ratio and
+    recipe on its first seeds."""
     from phasefit.experiments.grid import Cell
 
     cells = []
-    for ratio in ratios:
-        label = f"{ratio:g}"
-        for recipe in recipes:
-            for seed in seeds:
+    for seed in seeds:
+        for ratio in ratios:
+            label = f"{ratio:g}"
+            for recipe in recipes:
                 settings = {"data.path": data, "data.imbalance_ratio": float(ratio), "seed": seed}
                 if largest is not None:
                     settings["data.imbalance_largest"] = largest
@@ -65,13 +66,14 @@ def imbalance_cells(data: str, recipes: Sequence[str], ratios: Sequence[float], 
 def size_cells(data: str, recipes: Sequence[str], sizes: Sequence[int], draws: int, *,
                split_seed: int = 0) -> list[Cell]:
     """One run per (size, recipe, draw); draw d is the few-shot draw's seed and the run seed, and the
-    validation/test split is made with ``split_seed`` for all of them."""
+    validation/test split is made with ``split_seed`` for all of them. Draws come outermost (as seeds do in
+    :func:`imbalance_cells`)."""
     from phasefit.experiments.grid import Cell
 
     cells = []
-    for n in sizes:
-        for recipe in recipes:
-            for draw in range(draws):
+    for draw in range(draws):
+        for n in sizes:
+            for recipe in recipes:
                 settings = {"data.path": data, "data.few_shot_n": n, "data.few_shot_seed": draw,
                             "data.split_seed": split_seed, "seed": draw}
                 cells.append(Cell(f"n{n}/{recipe}/draw-{draw}", recipe, settings,
@@ -85,7 +87,7 @@ def phase1_cells(data: str, recipes: Sequence[str], seeds: Sequence[int]) -> lis
 
     return [Cell(f"{recipe}/seed-{seed}", recipe, {"data.path": data, "seed": seed},
                  {"study": "phase1", "seed": seed, "dataset": data_label(data)})
-            for recipe in recipes for seed in seeds]
+            for seed in seeds for recipe in recipes]
 
 
 def run_study(cells: list[Cell], output: Path, *, settings: dict[str, Any] | None = None,
