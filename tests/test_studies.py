@@ -281,6 +281,9 @@ def test_study_imbalance_reports_rare_class_recall(tiny_model_dir: Path, toy_dat
     assert "Imbalance study" in report and "test recall of the rare classes" in report
     assert (out / "report_files" / "study_imbalance.png").is_file()
     assert "ratio=4" in report
+    # ft-balanced minus ft, paired by seed within each ratio, on macro-F1 and on the rare classes' recall
+    assert "*test recall of the rare classes: each recipe minus ft, paired by seed" in report
+    assert report.count("| ft-balanced | 1 |") >= 4  # (2 ratios x 2 metrics, and the accuracy table)
 
 
 def test_study_size_and_phase1_commands(tiny_model_dir: Path, toy_data_dir_module: Path, tmp_path: Path) -> None:
@@ -302,6 +305,7 @@ def test_study_size_and_phase1_commands(tiny_model_dir: Path, toy_data_dir_modul
     assert "Phase-1 study" in report and "k-NN after phase 1" in report
     mlm_row = next(line for line in report.splitlines() if "| mlm-cl-ft |" in line and "(n=1)" in line)
     assert mlm_row.count("(n=1)") >= 5  # before, after mlm, after cl, accuracy, F1 (and minutes)
+    assert "*test accuracy: each recipe minus cl-ft, paired by seed" in report
 
 
 # --- peers in a study ------------------------------------------------------------------------------------------------

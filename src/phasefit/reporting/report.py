@@ -98,8 +98,8 @@ def paired_table(rows: Sequence[dict[str, Any]], baseline: str = "ft", metric: s
     for (dataset, recipe, variant), members in groups.items():
         if recipe == baseline:
             continue
-        base = {m["seed"]: m[metric] for m in groups.get((dataset, baseline, variant), [])}
-        result = paired({m["seed"]: m[metric] for m in members}, base, scale=100)
+        base = {m["seed"]: m[metric] for m in groups.get((dataset, baseline, variant), []) if m.get(metric) is not None}
+        result = paired({m["seed"]: m[metric] for m in members if m.get(metric) is not None}, base, scale=100)
         if result is None:
             continue
         reading = result.reading()
@@ -198,6 +198,16 @@ STUDY_METRICS = {
 }
 
 
+# Each study's paired comparison: the reference recipe and the metrics its differences are taken on.
+STUDY_PAIRED = {
+    "imbalance": ("ft", [("test_macro_f1", "test macro-F1"), ("test_rare_class_recall", "test recall of the rare "
+                                                                                         "classes")]),
+    "size": ("ft", []),  # test accuracy: the report's general paired table already pairs each size with ft
+    "phase1": ("cl-ft", [("test_accuracy", "test accuracy"), ("cl_validation_knn_accuracy",
+                                                              "validation k-NN accuracy after CL")]),
+}
+
+
 def _study_value(row: dict[str, Any], metric: str) -> float | None:
     value = row.get(metric)
     if value is None:
@@ -256,16 +266,23 @@ def study_blocks(rows: Sequence[dict[str, Any]], files: Path, figures: dict[str,
     study = rows[0]["study"]
     axis, xlabel = STUDY_AXES[study]
     if axis is None:  # phase1: final scores next to the embedding quality after each phase
-        return [Block("heading", "Phase-1 study: final accuracy and validation k-NN accuracy after each phase"),
-                Block("text", "k-NN accuracy of the validation embeddings (reference: the training split) before "
-                              "training and after each phase; does phase 1 help the space that CL then shapes?"),
-                Block("table", phase1_table(rows))]
-    seeds = "draws" if study == "size" else "seeds"
-    blocks = [Block("heading", f"{study.capitalize()} study: curves against {xlabel}"),
-              Block("image", study_plot(rows, study, axis, xlabel, files / f"study_{study}.png", figures=figures),
-                    f"{study} study: mean over {seeds}, band ± std")]
-    for metric, label in STUDY_METRICS[study]:
-        blocks += [Block("table", study_table(rows, axis, metric), f"{label}, mean ± std over {seeds}")]
+        blocks = [Block("heading", "Phase-1 study: final accuracy and validation k-NN accuracy after each phase"),
+                  Block("text", "k-NN accuracy of the validation embeddings (reference: the training split) before "
+                                "training and after each phase; does phase 1 help the space that CL then shapes?"),
+                  Block("table", phase1_table(rows))]
+    else:
+        seeds = "draws" if study == "size" else "seeds"
+        blocks = [Block("heading", f"{study.capitalize()} study: curves against {xlabel}"),
+                  Block("image", study_plot(rows, study, axis, xlabel, files / f"study_{study}.png", figures=figures),
+                        f"{study} study: mean over {seeds}, band ± std")]
+        for metric, label in STUDY_METRICS[study]:
+            blocks += [Block("table", study_table(rows, axis, metric), f"{label}, mean ± std over {seeds}")]
+    baseline, metrics = STUDY_PAIRED[study]
+    for metric, label in metrics:
+        table = paired_table(rows, baseline=baseline, metric=metric)
+        if table is not None:
+            blocks += [Block("table", table, f"{label}: each recipe minus {baseline}, paired by seed (the same rows "
+                                             "and initial head) within each data set")]
     return blocks
 
 
