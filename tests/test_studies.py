@@ -326,6 +326,7 @@ def test_study_runs_peers_on_the_recipes_rows_and_refuses_their_stale_cells(tiny
         assert ft_ids == probe_ids
     probe = [r for r in rows if r["recipe"] == "probe"]
     assert all(r["train_size"] == 9 and 0 <= r["test_accuracy"] <= 1 and r["phases"] == "" for r in probe)
+    assert "| probe | (whole run) |" in (out / "report.md").read_text()  # its cost: one whole-run time
     before = (out / "n9/probe/draw-0/metrics.json").stat().st_mtime_ns
     assert main(args) == 0  # resumed: nothing retrains
     assert (out / "n9/probe/draw-0/metrics.json").stat().st_mtime_ns == before
@@ -341,16 +342,85 @@ def test_peer_settings_are_checked_and_kept_out_of_the_recipes_configs(tiny_mode
                                                                        toy_data_dir_module: Path) -> None:
     from phasefit.config import ConfigError
     from phasefit.experiments.grid import Cell, PeerCell, cell_config
+    from phasefit.experiments.peers import peer_settings
 
     base = {"data.path": str(toy_data_dir_module), "setfit.num_iterations": 2}
     ft = cell_config(Cell("a", "ft", {"seed": 1}), base)
     assert not isinstance(ft, PeerCell) and ft.seed == 1
-    setfit = cell_config(Cell("b", "setfit", {"seed": 1}), base)
-    assert isinstance(setfit, PeerCell)
-    assert setfit.settings == {"num_iterations": 2, "num_epochs": 1, "batch_size": 16}
-    assert setfit.config.data.path == str(toy_data_dir_module)
+    probe = cell_config(Cell("b", "probe", {"seed": 1}), base)
+    assert isinstance(probe, PeerCell) and probe.settings == {}
+    assert probe.config.data.path == str(toy_data_dir_module) and probe.config.seed == 1
+    assert peer_settings("setfit", {"setfit": {"num_iterations": 2}}) == {"num_iterations": 2, "num_epochs": 1,
+                                                                          "batch_size": 16}
     with pytest.raises(ConfigError, match="setfit.iterations"):
-        cell_config(Cell("c", "setfit"), {**base, "setfit.iterations": 2})
+        peer_settings("setfit", {"setfit": {"iterations": 2}})
+
+
+def test_a_missing_setfit_library_stops_the_grid_before_it_trains(toy_data_dir_module: Path, monkeypatch: Any) -> None:
+    import importlib.util
+
+    from phasefit.config import ConfigError
+    from phasefit.experiments.grid import Cell, cell_config
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "setfit" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"pip install -e '\.\[bench\]'"):
+        cell_config(Cell("s", "setfit"), {"data.path": str(toy_data_dir_module)})
+
+
+def test_peers_honour_evaluate_test_refuse_text_pairs_and_transfer(tiny_model_dir: Path, toy_data_dir_module: Path,
+                                                                  tmp_path: Path) -> None:
+    from phasefit.config import ConfigError
+    from phasefit.experiments.grid import Cell, cell_config, train_cell
+    from phasefit.experiments.peers import PEER_FILE, peer_config_hash
+    from phasefit.experiments.protocols import run_transfer
+    from phasefit.pipeline import load_run
+    from phasefit.run_directory import RunDirectoryError
+
+    from phasefit.recipes import merge_settings, settings_from_overrides
+
+    base = merge_settings(settings_from_overrides(tiny_overrides(tiny_model_dir)), {"data.path": str(toy_data_dir_module)})
+    cell = cell_config(Cell("p", "probe"), {**base, "evaluate_test": False})
+    metrics = train_cell(cell, tmp_path / "probe")
+    assert metrics["test"] is None and 0 <= metrics["validation"]["accuracy"] <= 1
+    scored = cell_config(Cell("p", "probe"), base)
+    assert peer_config_hash("probe", cell.config, {}) != peer_config_hash("probe", scored.config, {})
+    # the folder says it is a peer's, so predict/export do not mistake its ft config.yaml for a phasefit run
+    assert json.loads((tmp_path / "probe" / PEER_FILE).read_text())["peer"] == "probe"
+    with pytest.raises(RunDirectoryError, match="peer"):
+        load_run(tmp_path / "probe")
+
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    rows = "".join(f"q{i},a{i},{'yes' if i % 2 else 'no'}\n" for i in range(12))
+    for name in ("train", "validation", "test"):
+        (pairs / f"{name}.csv").write_text("text,text_pair,label\n" + rows)
+    paired = cell_config(Cell("p", "probe"), {**base, "data.path": str(pairs), "data.text_pair_column": "text_pair"})
+    with pytest.raises(ConfigError, match="text pairs"):
+        train_cell(paired, tmp_path / "paired")
+    assert not (tmp_path / "paired").exists()
+
+    with pytest.raises(ConfigError, match="leave out the peer"):
+        run_transfer(["ft", "probe"], str(toy_data_dir_module), str(toy_data_dir_module), 2, 1, [0], tmp_path / "t")
+    assert not (tmp_path / "t").exists()
+
+
+def test_the_imbalance_study_default_largest_class_is_cpu_sized(tmp_path: Path) -> None:
+    from phasefit.experiments.studies import IMBALANCE_LARGEST, default_largest
+
+    def data(counts: dict[str, int]) -> str:
+        folder = tmp_path / "-".join(f"{k}{v}" for k, v in counts.items())
+        folder.mkdir()
+        rows = "".join(f"{label} example {i},{label}\n" for label, n in counts.items() for i in range(n))
+        (folder / "train.csv").write_text("text,label\n" + rows)
+        held = "".join(f"{label} held,{label}\n" for label in counts)
+        (folder / "validation.csv").write_text("text,label\n" + held)
+        (folder / "test.csv").write_text("text,label\n" + held)
+        return str(folder)
+
+    assert IMBALANCE_LARGEST == 20
+    assert default_largest(data({"a": 30, "b": 25})) == 20
+    assert default_largest(data({"a": 30, "b": 25, "c": 8})) == 8  # every class must give its share
 
 
 def test_setfit_peer_trains_on_the_tiny_model(tiny_model_dir: Path, toy_data_dir_module: Path, tmp_path: Path) -> None:

@@ -39,6 +39,13 @@ def _add_config_arguments(parser: argparse.ArgumentParser, *, recipe_default: st
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _recipes_help(recipes: list[str], peers: bool = True) -> str:
+    what = ("recipes, and the peers setfit / probe run by their own libraries on the same rows (setfit: pip install "
+            "-e '.[bench]'; --set setfit.num_iterations=N)" if peers else
+            "recipes (no peers: a target run starts from a source run's phasefit encoder)")
+    return f"{what} (default: {' '.join(recipes)})"
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="phasefit",
@@ -96,12 +103,9 @@ def _build_parser() -> argparse.ArgumentParser:
                          help="second-text column of --input tables, for a run trained on text pairs")
     predict.add_argument("--output", help="write predictions as CSV (text, label, probability)")
 
-    def protocol_parser(name: str, help_text: str, recipes: list[str]) -> argparse.ArgumentParser:
+    def protocol_parser(name: str, help_text: str, recipes: list[str], peers: bool = True) -> argparse.ArgumentParser:
         parser = sub.add_parser(name, help=help_text, description=help_text)
-        parser.add_argument("--recipes", nargs="+", default=recipes,
-                            help=f"recipes, and the peers setfit / probe run by their own libraries on the same rows "
-                            f"(setfit: pip install -e '.[bench]'; --set setfit.num_iterations=N) "
-                            f"(default: {' '.join(recipes)})")
+        parser.add_argument("--recipes", nargs="+", default=recipes, help=_recipes_help(recipes, peers))
         parser.add_argument("--draws", type=int, default=3, help="training-set draws (paper: 10)")
         parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds per draw")
         parser.add_argument("--output", required=True, help="folder of the runs and summary.md")
@@ -124,7 +128,7 @@ def _build_parser() -> argparse.ArgumentParser:
     noise.add_argument("--validation-size", type=int, default=500)
 
     transfer = protocol_parser("transfer", "paper 002's transfer protocol: source task, then K-per-class target",
-                               ["ft", "scl"])
+                               ["ft", "scl"], peers=False)
     transfer.add_argument("--source", required=True, help="source data (e.g. ../shared/data/sst2)")
     transfer.add_argument("--target", required=True, help="target data (e.g. ../shared/data/imdb)")
     transfer.add_argument("--k", type=int, default=20, help="target examples per class (paper: 20)")
@@ -137,16 +141,13 @@ def _build_parser() -> argparse.ArgumentParser:
                            description="Grids that answer the open questions of the 3-Phase method on a data set "
                            "(resumable; results.csv and a report with the curves in --output). See docs/findings.md.")
     studies = study.add_subparsers(dest="study", required=True, metavar="STUDY")
-    from phasefit.experiments.studies import (IMBALANCE_RATIOS, IMBALANCE_RECIPES, PHASE1_RECIPES, SIZE_RECIPES,
-                                              SIZES)
+    from phasefit.experiments.studies import (IMBALANCE_LARGEST, IMBALANCE_RATIOS, IMBALANCE_RECIPES,
+                                              PHASE1_RECIPES, SIZE_RECIPES, SIZES)
 
     def study_parser(name: str, help_text: str, recipes: list[str]) -> argparse.ArgumentParser:
         parser = studies.add_parser(name, help=help_text, description=help_text)
         parser.add_argument("--data", required=True, help="data set (its training split is what the study varies)")
-        parser.add_argument("--recipes", nargs="+", default=recipes,
-                            help=f"recipes, and the peers setfit / probe run by their own libraries on the same rows "
-                            f"(setfit: pip install -e '.[bench]'; --set setfit.num_iterations=N) "
-                            f"(default: {' '.join(recipes)})")
+        parser.add_argument("--recipes", nargs="+", default=recipes, help=_recipes_help(recipes))
         parser.add_argument("--output", required=True, help="folder of the runs, results.csv and report.md")
         parser.add_argument("--model", help="encoder (default: all-MiniLM-L6-v2, packaged)")
         _add_grid_arguments(parser)
@@ -157,7 +158,8 @@ def _build_parser() -> argparse.ArgumentParser:
     imbalance.add_argument("--ratios", type=float, nargs="+", default=IMBALANCE_RATIOS,
                            help=f"largest:smallest class-size ratios (default: {' '.join(f'{r:g}' for r in IMBALANCE_RATIOS)})")
     imbalance.add_argument("--largest", type=int,
-                           help="examples of the largest class (default: the smallest class count of train)")
+                           help=f"training examples of the largest class, at most the smallest class count of train "
+                                f"(default: {IMBALANCE_LARGEST}, or that count when lower; CPU-sized)")
     imbalance.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                            help="seeds; each also picks which classes become rare (default 0 1 2)")
     size = study_parser("size", "a learning curve: N training examples drawn per size and draw, the same "

@@ -140,8 +140,9 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
     output = Path(args.output)
     if args.study == "imbalance":
-        cells = studies.imbalance_cells(args.data, args.recipes, args.ratios, args.seeds, largest=args.largest)
-        what = f"ratios {' '.join(f'{r:g}' for r in args.ratios)} x seeds {args.seeds}"
+        largest = args.largest if args.largest is not None else studies.default_largest(args.data, _settings(args))
+        cells = studies.imbalance_cells(args.data, args.recipes, args.ratios, args.seeds, largest=largest)
+        what = f"ratios {' '.join(f'{r:g}' for r in args.ratios)} (largest class {largest}) x seeds {args.seeds}"
     elif args.study == "size":
         cells = studies.size_cells(args.data, args.recipes, args.sizes, args.draws)
         what = f"sizes {' '.join(map(str, args.sizes))} x {args.draws} draws"

@@ -331,7 +331,12 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, PhaseFitClassifier]:
     from phasefit.config import read_yaml, validate_config
     from phasefit.models.classifier import PhaseFitClassifier
 
+    from phasefit.experiments.peers import PEER_FILE
+
     run_dir = Path(run_dir)
+    if (run_dir / PEER_FILE).is_file():
+        raise RunDirectoryError(f"{run_dir} holds a peer's run ({PEER_FILE}: setfit or probe, trained by its own "
+                                "library), not a phasefit classifier; predict or export one of the recipes' runs")
     if not (run_dir / "model" / "classifier.json").is_file():
         raise RunDirectoryError(f"{run_dir} holds no finished run (no model/classifier.json); train one first")
     return validate_config(read_yaml(run_dir / "config.yaml")), PhaseFitClassifier.load(run_dir / "model")

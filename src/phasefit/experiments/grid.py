@@ -163,12 +163,13 @@ def cell_config(cell: Cell, base_settings: dict[str, Any] | None = None,
     """A cell's resolved RunConfig, or a :class:`PeerCell` for a peer (``setfit``, ``probe``: resolved as ``ft``, of
     which only the data, model and seed keys matter). The peers' settings sections (``setfit.*``) are taken out of
     every cell's settings, so ``--set setfit.num_iterations=5`` may stand beside recipes."""
-    from phasefit.experiments.peers import is_peer, peer_settings, split_peer_settings
+    from phasefit.experiments.peers import is_peer, peer_settings, require_peer_library, split_peer_settings
     from phasefit.recipes import build_config, merge_settings
 
     settings, sections = split_peer_settings(merge_settings(base_settings, cell.settings))
     if not is_peer(cell.recipe):
         return build_config(cell.recipe, config_file, settings=settings)
+    require_peer_library(cell.recipe)
     return PeerCell(cell.recipe, peer_settings(cell.recipe, sections), build_config("ft", config_file,
                                                                                      settings=settings))
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 PEERS = ("probe", "setfit")
+PEER_FILE = "peer.json"  # in a peer's run directory: which peer, with which settings
 SETFIT_DEFAULTS = {"num_iterations": 20, "num_epochs": 1, "batch_size": 16}
 
 
@@ -47,12 +48,31 @@ def peer_settings(name: str, sections: dict[str, dict[str, Any]] | None = None) 
     return {**defaults, **given}
 
 
+def check_peer_data(name: str, splits: Any) -> None:
+    """The peers classify single texts: a text-pair data set is an error, not a silently dropped second text."""
+    if splits.train.text_pairs is not None:
+        from phasefit.config import ConfigError
+
+        raise ConfigError(f"the {name} peer classifies single texts, but this data set has text pairs "
+                          "(data.text_pair_column); leave the peer out for text-pair tasks")
+
+
+def require_peer_library(name: str) -> None:
+    """Fail before a grid trains anything when a peer's library is missing."""
+    import importlib.util
+
+    if name == "setfit" and importlib.util.find_spec("setfit") is None:
+        from phasefit.config import ConfigError
+
+        raise ConfigError("the setfit peer needs the setfit library: pip install -e '.[bench]' (after torch)")
+
+
 def peer_config_hash(name: str, config: Any, settings: dict[str, Any]) -> str:
     """What a peer's fingerprint records as its config: the keys that choose its rows and model, and its settings."""
     from phasefit.fingerprint import effective_config, sha256
 
     keys = {key: value for key, value in effective_config(config).items()  # flattened: "data.path", ...
-            if key == "seed" or key.split(".")[0] in ("data", "model")}
+            if key in ("seed", "evaluate_test") or key.split(".")[0] in ("data", "model")}
     return sha256({"peer": name, "settings": settings, "config": keys})
 
 
@@ -68,12 +88,15 @@ def train_peer(name: str, config: Any, run_dir: Path, settings: dict[str, Any], 
     from phasefit.run_directory import discard_replaced, prepare_output_dir, restore_replaced
 
     splits = load_run_data(config)
+    check_peer_data(name, splits)
     unlabelled, _ = run_unlabelled(config, splits)
     fingerprint = {**run_fingerprint(config, splits, unlabelled), "config": peer_config_hash(name, config, settings)}
     run_dir = Path(run_dir)
     replaced = prepare_output_dir(run_dir, overwrite=True)
     try:
         save_config(config, run_dir / "config.yaml")
+        # the config.yaml is the ft config whose rows the peer used: the marker says the run is not phasefit's
+        atomic_write_json(run_dir / PEER_FILE, {"peer": name, "settings": settings})
         atomic_write_json(run_dir / "split.json", split_manifest(splits))
         atomic_write_json(run_dir / FINGERPRINT_FILE, fingerprint)
     except BaseException:
@@ -92,14 +115,13 @@ def peer_metrics(name: str, config: Any, splits: Any, settings: dict[str, Any], 
     from phasefit.models.encoder import load_encoder
     from phasefit.run_data import run_max_length
 
+    check_peer_data(name, splits)
     started = time.perf_counter()
-    encoder = load_encoder(config.model)
-    max_length = run_max_length(config, splits, encoder)
     if name == "probe":
-        return _probe(encoder, config, splits, max_length, started)
+        encoder = load_encoder(config.model)
+        return _probe(encoder, config, splits, run_max_length(config, splits, encoder), started)
     if name == "setfit":
-        del encoder  # SetFit loads its own copy of the body
-        return _setfit(config, splits, max_length, settings, body_dir, started)
+        return _setfit(config, splits, settings, body_dir, started)
     raise ValueError(f"unknown peer {name!r}; peers: {', '.join(PEERS)}")
 
 
@@ -118,7 +140,8 @@ def _metrics(name: str, config: Any, splits: Any, val_pred: list[str], test_pred
         "label_names": splits.label_names,
         "sizes": {"train": len(splits.train), "validation": len(splits.validation), "test": len(splits.test)},
         "validation": _scores(splits.label_names, splits.validation.labels, val_pred),
-        "test": _scores(splits.label_names, splits.test.labels, test_pred),
+        # like a recipe's run: no test score when the config says not to score it (evaluate_test=false)
+        "test": _scores(splits.label_names, splits.test.labels, test_pred) if config.evaluate_test else None,
         "initial_embeddings": None, "phases": [], "total_seconds": round(seconds, 3), **extra,
     }
     if "imbalance" in splits.record:  # the rare classes, for the imbalance study's rare-class recall
@@ -135,7 +158,8 @@ def _probe(encoder: Any, config: Any, splits: Any, max_length: int, started: flo
     def embed(texts: Any) -> Any:
         return encoder.encode(list(texts), batch_size=64, convert_to_numpy=True)
 
-    train, val, test = embed(splits.train.texts), embed(splits.validation.texts), embed(splits.test.texts)
+    train, val = embed(splits.train.texts), embed(splits.validation.texts)
+    test = embed(splits.test.texts) if config.evaluate_test else None
     best = None
     for c in (0.01, 0.1, 1.0, 10.0, 100.0):
         model = LogisticRegression(C=c, max_iter=3000).fit(train, splits.train.labels)
@@ -143,11 +167,11 @@ def _probe(encoder: Any, config: Any, splits: Any, max_length: int, started: flo
         if best is None or score > best[0]:
             best = (score, c, model)
     _, c, model = best
-    return _metrics("probe", config, splits, list(model.predict(val)), list(model.predict(test)),
+    return _metrics("probe", config, splits, list(model.predict(val)), [] if test is None else list(model.predict(test)),
                     time.perf_counter() - started, probe_c=c)
 
 
-def _setfit(config: Any, splits: Any, max_length: int, settings: dict[str, Any], body_dir: Path | None,
+def _setfit(config: Any, splits: Any, settings: dict[str, Any], body_dir: Path | None,
             started: float) -> dict[str, Any]:
     try:
         from datasets import Dataset
@@ -158,8 +182,10 @@ def _setfit(config: Any, splits: Any, max_length: int, settings: dict[str, Any],
         raise ConfigError("the setfit peer needs the setfit library: pip install -e '.[bench]' "
                           f"(after torch) ({err})") from err
     from phasefit.models.encoder import resolve_model_path
+    from phasefit.run_data import run_max_length
 
     model = SetFitModel.from_pretrained(str(resolve_model_path(config.model.name)), local_files_only=True)
+    max_length = run_max_length(config, splits, model.model_body)  # its body is the same sentence-transformer
     model.model_body.max_seq_length = max_length
     args = TrainingArguments(batch_size=settings["batch_size"], num_epochs=settings["num_epochs"],
                              num_iterations=settings["num_iterations"], seed=config.seed, max_length=max_length,
@@ -167,7 +193,8 @@ def _setfit(config: Any, splits: Any, max_length: int, settings: dict[str, Any],
     train = Dataset.from_dict({"text": list(splits.train.texts), "label": list(splits.train.labels)})
     Trainer(model=model, args=args, train_dataset=train).train()
     val_pred = [str(p) for p in model.predict(list(splits.validation.texts), as_numpy=True)]
-    test_pred = [str(p) for p in model.predict(list(splits.test.texts), as_numpy=True)]
+    test_pred = ([str(p) for p in model.predict(list(splits.test.texts), as_numpy=True)] if config.evaluate_test
+                 else [])
     seconds = time.perf_counter() - started
     if body_dir is not None:
         body_dir.parent.mkdir(parents=True, exist_ok=True)

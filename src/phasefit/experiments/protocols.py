@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from phasefit.config import ConfigError
 from phasefit.experiments.compare import mean_std
 from phasefit.experiments.grid import Cell, Progress, group_rows, run_cells
 from phasefit.io import atomic_write_text
@@ -100,9 +101,14 @@ def run_transfer(recipes: Sequence[str], source: str, target: str, k: int, draws
                  target_settings: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
                  on_progress: Callable[[Progress], None] | None = None, overwrite: bool = False) -> str:
     """Source runs, then K-per-class target runs from each source encoder and from the pre-trained encoder."""
-    output = Path(output)
+    from phasefit.experiments.peers import is_peer
     from phasefit.recipes import merge_settings
 
+    peers = [r for r in recipes if is_peer(r)]
+    if peers:  # a target run starts from the source run's encoder, which a peer does not leave
+        raise ConfigError(f"transfer needs recipes that train a phasefit encoder; leave out the peer(s) "
+                          f"{', '.join(peers)} (they fit in few-shot, noise and the studies)")
+    output = Path(output)
     source_cells = [Cell(f"source/{r}/seed-{s}", r, merge_settings({"data.path": source, "seed": s}, source_settings),
                          {"stage": "source", "start": "pre-trained", "seed": s}) for r in recipes for s in seeds]
     run_cells(source_cells, output / "source-grid", base_settings=settings, on_progress=on_progress,

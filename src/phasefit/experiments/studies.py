@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the CLI reads this module's defaults while parsing, before 
 
 IMBALANCE_RECIPES = ["ft", "ft-balanced", "3phase", "3phase-no-imb", "3phase-extra-imb"]
 IMBALANCE_RATIOS = [1.0, 5.0, 20.0]
+IMBALANCE_LARGEST = 20  # the CLI's default largest class: CPU-sized (see :func:`default_largest`)
 SIZE_RECIPES = ["ft", "scl", "3phase"]
 SIZES = [20, 50, 100, 200]
 PHASE1_RECIPES = ["cl-ft", "3phase", "mlm-cl-ft"]
@@ -61,6 +62,20 @@ def imbalance_cells(data: str, recipes: Sequence[str], ratios: Sequence[float], 
                                   {"study": "imbalance", "ratio": float(ratio), "seed": seed,
                                    "dataset": f"{data_label(data)} ratio={label}"}))
     return cells
+
+
+def default_largest(data: str, settings: dict[str, Any] | None = None) -> int:
+    """The imbalance study's default size of the largest class: :data:`IMBALANCE_LARGEST`, or the smallest class
+    count of the training split when that is lower (every class must be able to give its share)."""
+    from collections import Counter
+
+    from phasefit.experiments.peers import split_peer_settings
+    from phasefit.recipes import build_config, merge_settings
+    from phasefit.run_data import load_run_data
+
+    config_settings, _ = split_peer_settings(merge_settings(settings, {"data.path": data}))
+    train = load_run_data(build_config("ft", settings=config_settings)).train
+    return min(IMBALANCE_LARGEST, min(Counter(train.labels).values()))
 
 
 def size_cells(data: str, recipes: Sequence[str], sizes: Sequence[int], draws: int, *,

@@ -77,6 +77,10 @@ def cost_table(rows: Sequence[dict[str, Any]]) -> Table:
         initial = [m["initial_validation_knn_accuracy"] for m in members if m.get("initial_validation_knn_accuracy") is not None]
         if initial:
             table.rows.append([dataset, recipe, "(pre-trained)", "–", "–", "–", "–", f"{statistics.fmean(initial):,.2f}"])
+        if not members[0]["phases"]:  # a peer (setfit, probe): no phases, one whole-run time
+            minutes = statistics.fmean(m["total_seconds"] for m in members) / 60
+            table.rows.append([dataset, recipe, "(whole run)", f"{minutes:,.2f}", "–", "–", "–", "–"])
+            continue
         for phase in members[0]["phases"].split("+"):
             def mean(key: str, scale: float = 1.0) -> str:
                 values = [m.get(f"{phase}_{key}") for m in members if m.get(f"{phase}_{key}") is not None]
