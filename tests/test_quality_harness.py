@@ -65,12 +65,16 @@ def test_published_runs_restore_into_a_new_output(harness, tmp_path: Path, monke
     monkeypatch.setattr(harness, "PUBLISHED", tmp_path / "published")
     run = tmp_path / "out" / "runs" / "toy" / "ft" / "seed-0"
     run.mkdir(parents=True)
-    for name in harness.RUN_FILES:
+    files = ("metrics.json", "config.yaml", "split.json", "fingerprint.json")
+    for name in files:
         (run / name).write_text(json.dumps({"name": name}))
     (run / "model").mkdir()  # big files are not published
+    cached = tmp_path / "out" / "runs" / "phase-cache" / "1-dae-x"
+    cached.mkdir(parents=True)
+    (cached / "metrics.json").write_text("{}")  # the phase cache is not a cell
     assert harness.publish_runs(tmp_path / "out") == 1
-    assert sorted(p.name for p in (tmp_path / "published" / "toy" / "ft" / "seed-0").iterdir()) == sorted(
-        harness.RUN_FILES)
+    assert sorted(p.name for p in (tmp_path / "published" / "toy" / "ft" / "seed-0").iterdir()) == sorted(files)
+    assert not (tmp_path / "published" / "phase-cache").exists()
     fresh = tmp_path / "fresh"
     (fresh / "runs" / "toy" / "ft" / "seed-0").mkdir(parents=True)  # an interrupted local attempt
     assert harness.restore_runs(fresh) == 1

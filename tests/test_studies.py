@@ -314,9 +314,12 @@ def test_study_size_and_phase1_commands(tiny_model_dir: Path, toy_data_dir_modul
 def test_study_runs_peers_on_the_recipes_rows_and_refuses_their_stale_cells(tiny_model_dir: Path,
                                                                             toy_data_dir_module: Path,
                                                                             tmp_path: Path, capsys: Any) -> None:
+    def study(output: Path) -> list[str]:
+        return ["study", "size", "--data", str(toy_data_dir_module), "--recipes", "ft", "probe", "--sizes", "9",
+                "--draws", "2", "--output", str(output), *_sets(tiny_model_dir)]
+
     out = tmp_path / "size"
-    args = ["study", "size", "--data", str(toy_data_dir_module), "--recipes", "ft", "probe", "--sizes", "9",
-            "--draws", "2", "--output", str(out), *_sets(tiny_model_dir)]
+    args = study(out)
     assert main(args) == 0
     rows = read_results(out)
     assert sorted((r["recipe"], r["draw"]) for r in rows) == [("ft", 0), ("ft", 1), ("probe", 0), ("probe", 1)]
@@ -327,6 +330,17 @@ def test_study_runs_peers_on_the_recipes_rows_and_refuses_their_stale_cells(tiny
     probe = [r for r in rows if r["recipe"] == "probe"]
     assert all(r["train_size"] == 9 and 0 <= r["test_accuracy"] <= 1 and r["phases"] == "" for r in probe)
     assert "| probe | (whole run) |" in (out / "report.md").read_text()  # its cost: one whole-run time
+    # published (small files only) and restored into a fresh output: the study resumes there without training
+    from phasefit.experiments.grid import publish_cells, restore_cells
+
+    assert publish_cells(out, tmp_path / "published") == 4
+    assert not list((tmp_path / "published").rglob("*.safetensors"))
+    fresh = tmp_path / "fresh"
+    assert restore_cells(tmp_path / "published", fresh) == 4
+    restored = {p: p.stat().st_mtime_ns for p in fresh.rglob("metrics.json")}
+    assert main(study(fresh)) == 0
+    assert {p: p.stat().st_mtime_ns for p in fresh.rglob("metrics.json")} == restored
+    assert len(read_results(fresh)) == 4
     before = (out / "n9/probe/draw-0/metrics.json").stat().st_mtime_ns
     assert main(args) == 0  # resumed: nothing retrains
     assert (out / "n9/probe/draw-0/metrics.json").stat().st_mtime_ns == before

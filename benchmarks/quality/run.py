@@ -39,7 +39,6 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 PEERS = {"setfit", "probe", "setfit-body-ft"}
 PUBLISHED = HERE / "runs"
-RUN_FILES = ("metrics.json", "config.yaml", "split.json", "fingerprint.json")
 AUTO = "phasefit-auto"
 
 
@@ -124,33 +123,16 @@ def _setfit_settings(grid: dict[str, Any], cell: str) -> dict[str, Any]:
 
 def publish_runs(output: Path) -> int:
     """Copy each finished run's small files to benchmarks/quality/runs/ (committed); returns how many runs."""
-    count = 0
-    for metrics in sorted((output / "runs").glob("*/*/seed-*/metrics.json")):
-        run = metrics.parent
-        target = PUBLISHED / run.relative_to(output / "runs")
-        target.mkdir(parents=True, exist_ok=True)
-        for name in RUN_FILES:
-            if (run / name).is_file():
-                shutil.copy2(run / name, target / name)
-        count += 1
-    return count
+    from phasefit.experiments.grid import publish_cells
+
+    return publish_cells(output / "runs", PUBLISHED)
 
 
 def restore_runs(output: Path) -> int:
     """Bring published runs into OUTPUT where OUTPUT has no finished run of that cell; returns how many."""
-    count = 0
-    for metrics in sorted(PUBLISHED.glob("*/*/seed-*/metrics.json")):
-        run = output / "runs" / metrics.parent.relative_to(PUBLISHED)
-        if (run / "metrics.json").is_file():
-            continue
-        if run.exists():
-            shutil.rmtree(run)  # an interrupted local attempt: the published finished run replaces it
-        run.mkdir(parents=True)
-        for name in RUN_FILES:
-            if (metrics.parent / name).is_file():
-                shutil.copy2(metrics.parent / name, run / name)
-        count += 1
-    return count
+    from phasefit.experiments.grid import restore_cells
+
+    return restore_cells(PUBLISHED, output / "runs")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -252,6 +253,53 @@ def write_results(rows: Sequence[dict[str, Any]], output: Path) -> None:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(output / "results.csv", buffer.getvalue())
+
+
+# A finished cell's small files: enough to report it and to reuse it when a grid resumes (no model weights).
+CELL_FILES = ("metrics.json", "config.yaml", "split.json", "fingerprint.json", "peer.json")
+
+
+def finished_cells(output: Path) -> list[Path]:
+    """The finished cell folders under a grid's ``output`` (those with metrics.json; not the phase cache)."""
+    output = Path(output)
+    return sorted(m.parent for m in output.rglob("metrics.json")
+                  if "phase-cache" not in m.relative_to(output).parts)
+
+
+def publish_cells(output: Path, target: Path) -> int:
+    """Copy each finished cell's :data:`CELL_FILES` from ``output`` to the same place under ``target`` (a folder
+    to commit); returns how many cells. :func:`restore_cells` brings them back, so a grid resumes on another
+    machine without retraining what finished."""
+    output, target = Path(output), Path(target)
+    cells = finished_cells(output)
+    for run in cells:
+        destination = target / run.relative_to(output)
+        destination.mkdir(parents=True, exist_ok=True)
+        for name in CELL_FILES:
+            if (run / name).is_file():
+                shutil.copy2(run / name, destination / name)
+    return len(cells)
+
+
+def restore_cells(published: Path, output: Path) -> int:
+    """Copy published cells into ``output`` where it has no finished run of that cell; returns how many. A folder
+    there without metrics.json is an interrupted attempt of the grid's own, which the grid would retrain from
+    scratch anyway: the published finished cell replaces it. A restored cell is reused only when its config and
+    data fingerprints match what the grid asks (:func:`check_cells`), like any other."""
+    published, output = Path(published), Path(output)
+    count = 0
+    for cell in finished_cells(published):
+        run = output / cell.relative_to(published)
+        if (run / "metrics.json").is_file():
+            continue
+        if run.exists():
+            shutil.rmtree(run)
+        run.mkdir(parents=True)
+        for name in CELL_FILES:
+            if (cell / name).is_file():
+                shutil.copy2(cell / name, run / name)
+        count += 1
+    return count
 
 
 def group_rows(rows: Sequence[dict[str, Any]], *keys: str) -> dict[tuple, list[dict[str, Any]]]:
