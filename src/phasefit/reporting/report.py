@@ -72,11 +72,11 @@ def metric_table(rows: Sequence[dict[str, Any]], metric: str, recipes: Sequence[
 
 def cost_table(rows: Sequence[dict[str, Any]]) -> Table:
     table = Table(["data set", "recipe", "phase", "minutes", "examples / s", "peak memory (MB)",
-                   "trainable parameters", "val k-NN acc. after phase"], [])
+                   "trainable parameters", "val k-NN acc. after phase (%)"], [])
     for (dataset, recipe), members in group_rows(rows, "dataset", "recipe").items():
         initial = [m["initial_validation_knn_accuracy"] for m in members if m.get("initial_validation_knn_accuracy") is not None]
         if initial:
-            table.rows.append([dataset, recipe, "(pre-trained)", "–", "–", "–", "–", f"{statistics.fmean(initial):,.2f}"])
+            table.rows.append([dataset, recipe, "(pre-trained)", "–", "–", "–", "–", f"{statistics.fmean(initial) * 100:,.2f}"])
         if not members[0]["phases"]:  # a peer (setfit, probe): no phases, one whole-run time
             minutes = statistics.fmean(m["total_seconds"] for m in members) / 60
             table.rows.append([dataset, recipe, "(whole run)", f"{minutes:,.2f}", "–", "–", "–", "–"])
@@ -88,7 +88,7 @@ def cost_table(rows: Sequence[dict[str, Any]]) -> Table:
 
             table.rows.append([dataset, recipe, phase, mean("seconds", 1 / 60), mean("examples_per_second"),
                                mean("peak_memory_mb"), mean("trainable_parameters").split(".")[0],
-                               mean("validation_knn_accuracy")])
+                               mean("validation_knn_accuracy", 100)])
     return table
 
 
@@ -256,9 +256,13 @@ def study_plot(rows: Sequence[dict[str, Any]], study: str, axis: str, xlabel: st
             x = [p[0] for p in points]
             ax.plot(x, mean, marker="o", label=recipe)
             ax.fill_between(x, mean - std, mean + std, alpha=0.15)
-            ax.set_xscale("log")
             ax.set_xlabel(xlabel)
             ax.set_ylabel(label)
+    ticks = sorted({r[axis] for r in rows})
+    for ax in axes[0]:  # log x, ticked at the study's own values ("20", not "2 x 10^1")
+        ax.set_xscale("log")
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
     axes[0][0].legend(fontsize=8)
     return _finish(fig, path, figures, f"{study} study")
 
