@@ -120,6 +120,12 @@ def test_size_draws_share_validation_and_test_and_are_seeded_independent_draws(t
     assert tuple(again.train.ids) == trains[cells[0].key]  # and are seeded
     for d in range(3):  # every class in every draw (stratified)
         assert len(set(loaded[f"n6/ft/draw-{d}"].train.labels)) == 3
+    # the validation set is a capped stratified subset by default (SIZE_VALIDATION), the whole split on request
+    assert all(cell.settings["data.max_validation_examples"] == 500 for cell in cells)
+    capped = size_cells(str(single), ["ft"], [6], draws=2, validation_size=3)
+    validations = [load_run_data(build_config("ft", settings=merge_settings(c.settings))).validation for c in capped]
+    assert len(validations[0]) == 3 and validations[0].ids == validations[1].ids
+    assert "data.max_validation_examples" not in size_cells(str(single), ["ft"], [6], 1, validation_size=None)[0].settings
 
 
 # --- class-weighted cross-entropy ----------------------------------------------------------------------------------

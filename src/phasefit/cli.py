@@ -142,7 +142,7 @@ def _build_parser() -> argparse.ArgumentParser:
                            "(resumable; results.csv and a report with the curves in --output). See docs/findings.md.")
     studies = study.add_subparsers(dest="study", required=True, metavar="STUDY")
     from phasefit.experiments.studies import (IMBALANCE_LARGEST, IMBALANCE_RATIOS, IMBALANCE_RECIPES,
-                                              PHASE1_RECIPES, SIZE_RECIPES, SIZES)
+                                              PHASE1_RECIPES, SIZE_RECIPES, SIZE_VALIDATION, SIZES)
 
     def study_parser(name: str, help_text: str, recipes: list[str]) -> argparse.ArgumentParser:
         parser = studies.add_parser(name, help=help_text, description=help_text)
@@ -167,6 +167,9 @@ def _build_parser() -> argparse.ArgumentParser:
     size.add_argument("--sizes", type=int, nargs="+", default=SIZES,
                       help=f"training-set sizes (default: {' '.join(map(str, SIZES))})")
     size.add_argument("--draws", type=int, default=3, help="independent draws per size (each its own seed; default 3)")
+    size.add_argument("--validation-size", type=int, default=SIZE_VALIDATION,
+                      help=f"validation texts, a stratified subset kept the same for every size and draw (default "
+                           f"{SIZE_VALIDATION}, as paper 002; 0 = the whole validation split)")
     phase1 = study_parser("phase1", "what phase 1 should be: none (cl-ft), DAE (3phase) or masked-LM (mlm-cl-ft)",
                           PHASE1_RECIPES)
     phase1.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default 0 1 2)")

@@ -144,7 +144,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
         cells = studies.imbalance_cells(args.data, args.recipes, args.ratios, args.seeds, largest=largest)
         what = f"ratios {' '.join(f'{r:g}' for r in args.ratios)} (largest class {largest}) x seeds {args.seeds}"
     elif args.study == "size":
-        cells = studies.size_cells(args.data, args.recipes, args.sizes, args.draws)
+        cells = studies.size_cells(args.data, args.recipes, args.sizes, args.draws,
+                                   validation_size=args.validation_size or None)
         what = f"sizes {' '.join(map(str, args.sizes))} x {args.draws} draws"
     else:
         cells = studies.phase1_cells(args.data, args.recipes, args.seeds)

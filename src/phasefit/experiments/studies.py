@@ -31,6 +31,7 @@ IMBALANCE_RATIOS = [1.0, 5.0, 20.0]
 IMBALANCE_LARGEST = 20  # the CLI's default largest class: CPU-sized (see :func:`default_largest`)
 SIZE_RECIPES = ["ft", "scl", "3phase"]
 SIZES = [20, 50, 100, 200]
+SIZE_VALIDATION = 500  # validation texts of the size study (a stratified subset, the same for every cell)
 PHASE1_RECIPES = ["cl-ft", "3phase", "mlm-cl-ft"]
 
 # The x value of each study: the tag its rows carry and how the report labels it.
@@ -79,10 +80,12 @@ def default_largest(data: str, settings: dict[str, Any] | None = None) -> int:
 
 
 def size_cells(data: str, recipes: Sequence[str], sizes: Sequence[int], draws: int, *,
-               split_seed: int = 0) -> list[Cell]:
+               split_seed: int = 0, validation_size: int | None = SIZE_VALIDATION) -> list[Cell]:
     """One run per (size, recipe, draw); draw d is the few-shot draw's seed and the run seed, and the
     validation/test split is made with ``split_seed`` for all of them. Draws come outermost (as seeds do in
-    :func:`imbalance_cells`)."""
+    :func:`imbalance_cells`). ``validation_size``: a stratified subset of validation, the same for every cell
+    (paper 002's few-shot protocol used ~500; the split of a large training file would otherwise be thousands
+    of texts scored every epoch); None keeps it whole."""
     from phasefit.experiments.grid import Cell
 
     cells = []
@@ -91,6 +94,8 @@ def size_cells(data: str, recipes: Sequence[str], sizes: Sequence[int], draws: i
             for recipe in recipes:
                 settings = {"data.path": data, "data.few_shot_n": n, "data.few_shot_seed": draw,
                             "data.split_seed": split_seed, "seed": draw}
+                if validation_size is not None:
+                    settings["data.max_validation_examples"] = validation_size
                 cells.append(Cell(f"n{n}/{recipe}/draw-{draw}", recipe, settings,
                                   {"study": "size", "n": n, "draw": draw, "seed": draw,
                                    "dataset": f"{data_label(data)} n={n}"}))
