@@ -95,7 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(STUDIES))
     parser.add_argument("--publish", action="store_true", help="only publish what runs/studies/NAME holds")
     parser.add_argument("--list", action="store_true", help="print each study's command")
+    parser.add_argument("--root", type=Path, help="the checkout to run in and publish to (default: this file's; "
+                        "for running a snapshot of this script against the working checkout)")
     args = parser.parse_args(argv)
+    if args.root is not None:
+        global HERE, ROOT
+        ROOT = args.root.resolve()
+        HERE = ROOT / "benchmarks" / "studies"
     unknown = [name for name in args.names if name not in STUDIES]
     if unknown:
         parser.error(f"unknown study {', '.join(unknown)}; studies: {', '.join(STUDIES)}")
