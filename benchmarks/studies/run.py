@@ -26,12 +26,13 @@ OUT = Path("runs/studies")  # relative to ROOT, so the data paths in the cells' 
 SST2 = OUT / "data" / "sst2"  # SST-2's train split, with the GLUE dev set (872 sentences) as the test set
 
 CPU = ["--quiet", "--set", "plots=false"]
+IMBALANCE = ["--recipes", "ft", "ft-balanced", "3phase", "3phase-no-imb", "3phase-extra-imb"]
 STUDIES: dict[str, list[str]] = {
-    "imbalance-snips7": ["imbalance", "--data", "../shared/data/snips7_goo", "--largest", "20", "--ratios", "1", "5",
+    "imbalance-snips7": ["imbalance", "--data", "../shared/data/snips7_goo", *IMBALANCE, "--largest", "20", "--ratios", "1", "5",
                          "20", "--seeds", "0", "1", "2", *CPU, "--set", "data.max_length=32",
                          "--set", "data.max_validation_examples=200"],
     # the summary paper's "e.g., 100:1": the largest class 100 examples, the rarest 1
-    "imbalance-snips7-100": ["imbalance", "--data", "../shared/data/snips7_goo", "--largest", "100", "--ratios", "100",
+    "imbalance-snips7-100": ["imbalance", "--data", "../shared/data/snips7_goo", *IMBALANCE, "--largest", "100", "--ratios", "100",
                              "--seeds", "0", "1", "2", *CPU, "--set", "data.max_length=32",
                              "--set", "data.max_validation_examples=200"],
     "phase1-snips": ["phase1", "--data", "builtin:snips", "--seeds", "0", "1", "2", *CPU,
@@ -39,7 +40,7 @@ STUDIES: dict[str, list[str]] = {
     "size-sst2": ["size", "--data", str(SST2), "--recipes", "ft", "scl", "3phase", "setfit", "--sizes", "20", "50",
                   "100", "200", "--draws", "3", "--validation-size", "200", *CPU, "--set", "data.max_length=64",
                   "--set", "setfit.num_iterations=5"],
-    "imbalance-sst5": ["imbalance", "--data", "../shared/data/sst5", "--largest", "20", "--ratios", "1", "5", "20",
+    "imbalance-sst5": ["imbalance", "--data", "../shared/data/sst5", *IMBALANCE, "--largest", "20", "--ratios", "1", "5", "20",
                        "--seeds", "0", "1", "2", *CPU, "--set", "data.max_length=64",
                        "--set", "data.max_validation_examples=200"],
     "phase1-sst2-100": ["phase1", "--data", str(SST2), "--seeds", "0", "1", "2", *CPU,
