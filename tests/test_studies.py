@@ -308,9 +308,12 @@ def test_study_size_and_phase1_commands(tiny_model_dir: Path, toy_data_dir_modul
                  "--seeds", "0", "--output", str(out), *_sets(tiny_model_dir, "mlm.max_steps=2", "cl.max_steps=2")])
     assert code == 0
     report = (out / "report.md").read_text()
-    assert "Phase-1 study" in report and "k-NN after phase 1" in report
+    assert "Phase-1 study" in report and "k-NN after phase 1" in report and "k-NN after FT" in report
     mlm_row = next(line for line in report.splitlines() if "| mlm-cl-ft |" in line and "(n=1)" in line)
-    assert mlm_row.count("(n=1)") >= 5  # before, after mlm, after cl, accuracy, F1 (and minutes)
+    assert mlm_row.count("(n=1)") >= 6  # before, after mlm, after cl, after ft, accuracy, F1 (and minutes)
+    cl_row = next(line for line in report.splitlines() if "| cl-ft |" in line and "(n=1)" in line)
+    assert cl_row.split("|")[4].strip() == "–"  # cl-ft has no phase 1
+    assert (out / "report_files" / "study_phase1.png").is_file()
     assert "*test accuracy: each recipe minus cl-ft, paired by seed" in report
 
 
@@ -341,6 +344,7 @@ def test_study_runs_peers_on_the_recipes_rows_and_refuses_their_stale_cells(tiny
 
     assert publish_cells(out, tmp_path / "published") == 4
     assert not list((tmp_path / "published").rglob("*.safetensors"))
+    assert (tmp_path / "published" / "n9/ft/draw-0/curves").is_dir()  # the report draws them from a restored cell
     fresh = tmp_path / "fresh"
     assert restore_cells(tmp_path / "published", fresh) == 4
     restored = {p: p.stat().st_mtime_ns for p in fresh.rglob("metrics.json")}

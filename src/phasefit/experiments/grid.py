@@ -255,8 +255,21 @@ def write_results(rows: Sequence[dict[str, Any]], output: Path) -> None:
     atomic_write_text(output / "results.csv", buffer.getvalue())
 
 
-# A finished cell's small files: enough to report it and to reuse it when a grid resumes (no model weights).
+# A finished cell's small files: enough to report it (curves/: its training curves, a few kB) and to reuse it when
+# a grid resumes (no model weights, no embeddings).
 CELL_FILES = ("metrics.json", "config.yaml", "split.json", "fingerprint.json", "peer.json")
+CELL_FOLDERS = ("curves",)
+
+
+def _copy_cell(source: Path, destination: Path) -> None:
+    """Copy a finished cell's :data:`CELL_FILES` and :data:`CELL_FOLDERS` into ``destination`` (made if missing)."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in CELL_FILES:
+        if (source / name).is_file():
+            shutil.copy2(source / name, destination / name)
+    for name in CELL_FOLDERS:
+        if (source / name).is_dir():
+            shutil.copytree(source / name, destination / name, dirs_exist_ok=True)
 
 
 def finished_cells(output: Path) -> list[Path]:
@@ -267,17 +280,13 @@ def finished_cells(output: Path) -> list[Path]:
 
 
 def publish_cells(output: Path, target: Path) -> int:
-    """Copy each finished cell's :data:`CELL_FILES` from ``output`` to the same place under ``target`` (a folder
-    to commit); returns how many cells. :func:`restore_cells` brings them back, so a grid resumes on another
-    machine without retraining what finished."""
+    """Copy each finished cell's small files (:func:`_copy_cell`) from ``output`` to the same place under
+    ``target`` (a folder to commit); returns how many cells. :func:`restore_cells` brings them back, so a grid
+    resumes on another machine without retraining what finished."""
     output, target = Path(output), Path(target)
     cells = finished_cells(output)
     for run in cells:
-        destination = target / run.relative_to(output)
-        destination.mkdir(parents=True, exist_ok=True)
-        for name in CELL_FILES:
-            if (run / name).is_file():
-                shutil.copy2(run / name, destination / name)
+        _copy_cell(run, target / run.relative_to(output))
     return len(cells)
 
 
@@ -294,10 +303,7 @@ def restore_cells(published: Path, output: Path) -> int:
             continue
         if run.exists():
             shutil.rmtree(run)
-        run.mkdir(parents=True)
-        for name in CELL_FILES:
-            if (cell / name).is_file():
-                shutil.copy2(cell / name, run / name)
+        _copy_cell(cell, run)
         count += 1
     return count
 

@@ -277,7 +277,9 @@ def study_blocks(rows: Sequence[dict[str, Any]], files: Path, figures: dict[str,
         blocks = [Block("heading", "Phase-1 study: final accuracy and validation k-NN accuracy after each phase"),
                   Block("text", "k-NN accuracy of the validation embeddings (reference: the training split) before "
                                 "training and after each phase; does phase 1 help the space that CL then shapes?"),
-                  Block("table", phase1_table(rows))]
+                  Block("table", phase1_table(rows)),
+                  Block("image", phase1_plot(rows, files / "study_phase1.png", figures=figures),
+                        "phase1 study: validation k-NN accuracy after each stage, mean over seeds, bars ± std")]
     else:
         seeds = "draws" if study == "size" else "seeds"
         blocks = [Block("heading", f"{study.capitalize()} study: curves against {xlabel}"),
@@ -294,21 +296,51 @@ def study_blocks(rows: Sequence[dict[str, Any]], files: Path, figures: dict[str,
     return blocks
 
 
+# The stages of a phase-1 run whose validation k-NN accuracy the study follows; None = the recipe's phase 1.
+PHASE1_STAGES = [("pre-trained", "initial_validation_knn_accuracy"), ("phase 1", None),
+                 ("CL", "cl_validation_knn_accuracy"), ("FT", "ft_validation_knn_accuracy")]
+
+
+def _phase1_knn(members: Sequence[dict[str, Any]]) -> list[list[float]]:
+    """Per stage of :data:`PHASE1_STAGES`, the validation k-NN accuracies of ``members`` (runs of one recipe)."""
+    phases = members[0]["phases"].split("+")
+    first = phases[0] if phases[0] != "cl" and len(phases) > 1 else None  # cl-ft has no phase 1
+    keys = [key if key is not None else first and f"{first}_validation_knn_accuracy" for _, key in PHASE1_STAGES]
+    return [[m[key] for m in members if key and m.get(key) is not None] for key in keys]
+
+
 def phase1_table(rows: Sequence[dict[str, Any]]) -> Table:
-    table = Table(["data set", "recipe", "k-NN before", "k-NN after phase 1", "k-NN after CL", "test accuracy",
-                   "test macro-F1", "minutes"], [])
+    table = Table(["data set", "recipe", "k-NN before", "k-NN after phase 1", "k-NN after CL", "k-NN after FT",
+                   "test accuracy", "test macro-F1", "minutes"], [])
     for (dataset, recipe), members in group_rows(rows, "dataset", "recipe").items():
-        phases = members[0]["phases"].split("+")
-        first = phases[0] if phases[0] != "cl" and len(phases) > 1 else None  # cl-ft has no phase 1
-
-        def values(key: str | None) -> list[float]:
-            return [m[key] for m in members if key and m.get(key) is not None]
-
-        table.rows.append([dataset, recipe, _fmt(values("initial_validation_knn_accuracy")),
-                           _fmt(values(first and f"{first}_validation_knn_accuracy")),
-                           _fmt(values("cl_validation_knn_accuracy")), _fmt(values("test_accuracy")),
-                           _fmt(values("test_macro_f1")), _fmt(values("total_seconds"), scale=1 / 60)])
+        scores = [[m[key] for m in members if m.get(key) is not None]
+                  for key in ("test_accuracy", "test_macro_f1")]
+        table.rows.append([dataset, recipe, *map(_fmt, _phase1_knn(members)), *map(_fmt, scores),
+                           _fmt([m["total_seconds"] for m in members], scale=1 / 60)])
     return table
+
+
+def phase1_plot(rows: Sequence[dict[str, Any]], path: Path, *, figures: dict[str, Any] | None = None) -> Path:
+    """One panel per data set: each recipe's validation k-NN accuracy after each stage (a recipe without phase 1
+    skips that stage), mean over seeds with ± std bars; does phase 1 help the space that CL then shapes?"""
+    plt = _pyplot()
+    datasets = _ordered(r["dataset"] for r in rows)
+    groups = group_rows(rows, "dataset", "recipe")
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 3.6), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        recipes = _ordered(r["recipe"] for r in rows if r["dataset"] == dataset)
+        for j, recipe in enumerate(recipes):
+            points = [(i, v) for i, v in enumerate(_phase1_knn(groups[(dataset, recipe)])) if v]
+            x = np.array([i for i, _ in points]) + 0.06 * (j - (len(recipes) - 1) / 2)  # side by side, not hidden
+            mean = [100 * statistics.fmean(v) for _, v in points]
+            std = [100 * statistics.stdev(v) if len(v) > 1 else 0.0 for _, v in points]
+            ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=recipe)
+        ax.set_xticks(range(len(PHASE1_STAGES)), [stage for stage, _ in PHASE1_STAGES])
+        ax.set_xlabel("after stage")
+        ax.set_ylabel("validation k-NN accuracy (%)")
+        ax.set_title(str(dataset))
+        ax.legend(fontsize=8)
+    return _finish(fig, path, figures, "phase1 study")
 
 
 def run_rows(run_dirs: Sequence[str | Path]) -> list[dict[str, Any]]:
