@@ -305,8 +305,13 @@ def test_study_size_and_phase1_commands(tiny_model_dir: Path, toy_data_dir_modul
 
     out = tmp_path / "phase1"
     code = main(["study", "phase1", "--data", str(toy_data_dir_module), "--recipes", "cl-ft", "mlm-cl-ft",
-                 "--seeds", "0", "--output", str(out), *_sets(tiny_model_dir, "mlm.max_steps=2", "cl.max_steps=2")])
+                 "--seeds", "0", "--train-size", "9", "--validation-size", "6", "--output", str(out),
+                 *_sets(tiny_model_dir, "mlm.max_steps=2", "cl.max_steps=2")])
     assert code == 0
+    rows = read_results(out)  # the caps: seeded stratified subsets, the same rows for both recipes of a seed
+    assert {(r["train_size"], r["validation_size"]) for r in rows} == {(9, 6)}
+    manifests = [json.loads((out / r["cell"] / "split.json").read_text())["ids"] for r in rows]
+    assert manifests[0] == manifests[1]
     report = (out / "report.md").read_text()
     assert "Phase-1 study" in report and "k-NN after phase 1" in report and "k-NN after FT" in report
     mlm_row = next(line for line in report.splitlines() if "| mlm-cl-ft |" in line and "(n=1)" in line)

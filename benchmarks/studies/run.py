@@ -35,17 +35,17 @@ STUDIES: dict[str, list[str]] = {
     "imbalance-snips7-100": ["imbalance", "--data", "../shared/data/snips7_goo", *IMBALANCE, "--largest", "100", "--ratios", "100",
                              "--seeds", "0", "1", "2", *CPU, "--set", "data.max_length=32",
                              "--set", "data.max_validation_examples=200"],
-    "phase1-snips": ["phase1", "--data", "builtin:snips", "--seeds", "0", "1", "2", *CPU,
-                     "--set", "data.test_fraction=0.2", "--set", "data.max_length=48"],
+    "phase1-snips": ["phase1", "--data", "builtin:snips", "--seeds", "0", "1", "2", "--train-size", "0",
+                     "--validation-size", "0", *CPU, "--set", "data.test_fraction=0.2", "--set", "data.max_length=48"],
     "size-sst2": ["size", "--data", str(SST2), "--recipes", "ft", "scl", "3phase", "setfit", "--sizes", "20", "50",
                   "100", "200", "--draws", "3", "--validation-size", "200", *CPU, "--set", "data.max_length=64",
                   "--set", "setfit.num_iterations=5"],
     "imbalance-sst5": ["imbalance", "--data", "../shared/data/sst5", *IMBALANCE, "--largest", "20", "--ratios", "1", "5", "20",
                        "--seeds", "0", "1", "2", *CPU, "--set", "data.max_length=64",
                        "--set", "data.max_validation_examples=200"],
-    "phase1-sst2-100": ["phase1", "--data", str(SST2), "--seeds", "0", "1", "2", *CPU,
-                        "--set", "data.few_shot_n=100", "--set", "data.split_seed=0", "--set", "data.max_length=64",
-                        "--set", "data.max_validation_examples=200"],
+    "phase1-sst2-100": ["phase1", "--data", str(SST2), "--seeds", "0", "1", "2", "--train-size", "0",
+                        "--validation-size", "200", *CPU, "--set", "data.few_shot_n=100", "--set", "data.split_seed=0",
+                        "--set", "data.max_length=64"],
 }
 
 

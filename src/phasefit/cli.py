@@ -142,7 +142,7 @@ def _build_parser() -> argparse.ArgumentParser:
                            "(resumable; results.csv and a report with the curves in --output). See docs/findings.md.")
     studies = study.add_subparsers(dest="study", required=True, metavar="STUDY")
     from phasefit.experiments.studies import (IMBALANCE_LARGEST, IMBALANCE_RATIOS, IMBALANCE_RECIPES,
-                                              PHASE1_RECIPES, SIZE_RECIPES, SIZE_VALIDATION, SIZES)
+                                              PHASE1_RECIPES, PHASE1_TRAIN, SIZE_RECIPES, SIZE_VALIDATION, SIZES)
 
     def study_parser(name: str, help_text: str, recipes: list[str]) -> argparse.ArgumentParser:
         parser = studies.add_parser(name, help=help_text, description=help_text)
@@ -173,6 +173,12 @@ def _build_parser() -> argparse.ArgumentParser:
     phase1 = study_parser("phase1", "what phase 1 should be: none (cl-ft), DAE (3phase) or masked-LM (mlm-cl-ft)",
                           PHASE1_RECIPES)
     phase1.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default 0 1 2)")
+    phase1.add_argument("--train-size", type=int, default=PHASE1_TRAIN,
+                        help=f"training texts, a stratified subset drawn with each seed's split (default "
+                             f"{PHASE1_TRAIN}: CPU-sized; 0 = the whole training split)")
+    phase1.add_argument("--validation-size", type=int, default=SIZE_VALIDATION,
+                        help=f"validation texts, a stratified subset (default {SIZE_VALIDATION}; 0 = the whole "
+                             f"validation split)")
 
     experiment = sub.add_parser("experiment", help="a grid of data sets x recipes x seeds from a YAML file",
                                 description="Train every cell of a grid (resumable: finished cells are reused) "

@@ -148,7 +148,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
                                    validation_size=args.validation_size or None)
         what = f"sizes {' '.join(map(str, args.sizes))} x {args.draws} draws"
     else:
-        cells = studies.phase1_cells(args.data, args.recipes, args.seeds)
+        cells = studies.phase1_cells(args.data, args.recipes, args.seeds, train_size=args.train_size or None,
+                                     validation_size=args.validation_size or None)
         what = f"seeds {args.seeds}"
     print(f"phasefit study {args.study}: {', '.join(args.recipes)} x {what} on {args.data} -> {output} "
           f"({len(cells)} runs)")

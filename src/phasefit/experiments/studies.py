@@ -35,6 +35,7 @@ SIZE_RECIPES = ["ft", "scl", "3phase"]
 SIZES = [20, 50, 100, 200]
 SIZE_VALIDATION = 500  # validation texts of the size study (a stratified subset, the same for every cell)
 PHASE1_RECIPES = ["cl-ft", "3phase", "mlm-cl-ft"]
+PHASE1_TRAIN = 200  # training texts of the phase1 study by default (a stratified subset): 9 runs in about 25 min
 
 # The x value of each study: the tag its rows carry and how the report labels it.
 STUDY_AXES = {"imbalance": ("ratio", "largest:smallest class size"), "size": ("n", "training examples"),
@@ -104,10 +105,19 @@ def size_cells(data: str, recipes: Sequence[str], sizes: Sequence[int], draws: i
     return cells
 
 
-def phase1_cells(data: str, recipes: Sequence[str], seeds: Sequence[int]) -> list[Cell]:
+def phase1_cells(data: str, recipes: Sequence[str], seeds: Sequence[int], *, train_size: int | None = PHASE1_TRAIN,
+                 validation_size: int | None = SIZE_VALIDATION) -> list[Cell]:
+    """One run per (recipe, seed), seeds outermost; the seed also makes the split. ``train_size`` and
+    ``validation_size`` cap those splits with seeded stratified subsets (``data.max_train_examples``,
+    ``data.max_validation_examples``; None: the whole split), so the default stays CPU-sized on a big set."""
     from phasefit.experiments.grid import Cell
 
-    return [Cell(f"{recipe}/seed-{seed}", recipe, {"data.path": data, "seed": seed},
+    settings: dict[str, Any] = {"data.path": data}
+    if train_size is not None:
+        settings["data.max_train_examples"] = train_size
+    if validation_size is not None:
+        settings["data.max_validation_examples"] = validation_size
+    return [Cell(f"{recipe}/seed-{seed}", recipe, {**settings, "seed": seed},
                  {"study": "phase1", "seed": seed, "dataset": data_label(data)})
             for seed in seeds for recipe in recipes]
 
