@@ -90,3 +90,42 @@ def test_cache_keys_of_runs_made_before_the_trainer_options_existed_stay_valid(t
     legacy, inputs = key("trainer.fused_optimizer=false")
     assert "trainer" not in inputs
     assert key()[0] != legacy and key()[1]["trainer"] == {"trainer.fused_optimizer": True}
+
+
+def test_the_cache_links_the_saved_encoder_instead_of_saving_it_again(tiny_model_dir: Path, toy_data_dir_module: Path,
+                                                                      tmp_path: Path, monkeypatch) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    saves: list[str] = []
+    save = SentenceTransformer.save
+
+    def counted(self, path, *args, **kwargs):
+        saves.append(str(path))
+        return save(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(SentenceTransformer, "save", counted)
+    train(_config("3phase", tiny_model_dir, toy_data_dir_module), tmp_path / "plain")
+    plain = len(saves)
+    assert plain >= 2  # the resume state of DAE and of CL at least
+
+    saves.clear()
+    cache = f"phase_cache={tmp_path / 'cache'}"
+    train(_config("3phase", tiny_model_dir, toy_data_dir_module, cache), tmp_path / "stored")
+    assert len(saves) == plain  # storing DAE and CL in the cache wrote no encoder a second time
+    saves.clear()
+    metrics = train(_config("paper-3phase", tiny_model_dir, toy_data_dir_module, cache), tmp_path / "hit").metrics
+    assert _reused(metrics) == [True, True, False]
+    assert len(saves) == plain - 2  # the reused encoders' resume state is linked from the cache, not saved
+
+
+def test_link_tree_shares_the_files_it_can(tmp_path: Path) -> None:
+    import os
+
+    from phasefit.io import link_tree
+
+    (tmp_path / "src" / "sub").mkdir(parents=True)
+    (tmp_path / "src" / "a.bin").write_bytes(b"weights")
+    (tmp_path / "src" / "sub" / "b.json").write_text("{}")
+    link_tree(tmp_path / "src", tmp_path / "dst")
+    assert (tmp_path / "dst" / "a.bin").read_bytes() == b"weights"
+    assert os.path.samefile(tmp_path / "src" / "sub" / "b.json", tmp_path / "dst" / "sub" / "b.json")

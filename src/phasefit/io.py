@@ -105,6 +105,21 @@ def commit_directory(tmp: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def link_tree(source: Path, target: Path) -> None:
+    """Make ``target`` a copy of the folder ``source`` whose files are hard links to ``source``'s where the file
+    system allows (the bytes stored once), copies elsewhere. Safe because phasefit never rewrites a saved file in
+    place: a new save goes to a fresh folder that replaces the old one."""
+    shutil.copytree(source, target, copy_function=_link_or_copy)
+
+
+def _link_or_copy(source: str, target: str) -> str:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or one without hard links
+        shutil.copy2(source, target)
+    return target
+
+
 def is_temporary(name: str) -> bool:
     """Whether a file name is one of the ``.NAME.*.tmp`` temporaries this module writes before a rename."""
     return name.startswith(".") and name.endswith(".tmp")

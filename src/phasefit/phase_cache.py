@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from phasefit.fingerprint import LATER_KEY_DEFAULTS, data_fingerprint, effective_config, model_fingerprint, sha256
-from phasefit.io import atomic_directory, atomic_write_json, commit_directory
+from phasefit.io import atomic_directory, atomic_write_json, commit_directory, link_tree
 
 if TYPE_CHECKING:
     from phasefit.config import RunConfig
@@ -90,13 +90,19 @@ class PhaseCache:
             return None  # a prefix collision of the folder name; never reuse on a mismatch
         return folder
 
-    def store(self, index: int, encoder: Any, record: dict[str, Any], embeddings: Path) -> None:
+    def store(self, index: int, encoder: Any, record: dict[str, Any], embeddings: Path, *,
+              saved: Path | None = None) -> None:
+        """Keep phase ``index``'s encoder; ``saved``: a folder where the run already saved it (its files are
+        hard-linked, not written a second time)."""
         if self.config.phases[index - 1] not in PHASE_SECTIONS:
             return
         folder, inputs = self._folder(index)
         tmp = atomic_directory(folder)
         try:
-            encoder.save(str(tmp / "encoder"), safe_serialization=True)
+            if saved is not None:
+                link_tree(saved, tmp / "encoder")
+            else:
+                encoder.save(str(tmp / "encoder"), safe_serialization=True)
             shutil.copy(embeddings, tmp / "embeddings.npy")
             (tmp / "record.json").write_text(json.dumps(record, default=str), encoding="utf-8")
             atomic_write_json(tmp / "key.json", inputs)

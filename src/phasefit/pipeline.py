@@ -79,16 +79,23 @@ def resolve_relative_paths(config: RunConfig, base: Path) -> RunConfig:
     return config.model_copy(update={"data": data, "model": model})
 
 
-def _save_phase_state(output_dir: Path, index: int, ctx: PhaseContext, record: dict[str, Any]) -> None:
+def _save_phase_state(output_dir: Path, index: int, ctx: PhaseContext, record: dict[str, Any], *,
+                      saved: Path | None = None) -> Path:
     """After an encoder phase: its record and encoder, atomically (the resume state of every phase but the last,
-    whose result is ``model/``; a kill before ``model/`` is written resumes the last phase from its checkpoint)."""
-    from phasefit.io import atomic_directory, commit_directory
+    whose result is ``model/``; a kill before ``model/`` is written resumes the last phase from its checkpoint).
+    ``saved``: a folder holding this encoder already (a phase-cache entry), hard-linked rather than written again.
+    Returns the state's encoder folder."""
+    from phasefit.io import atomic_directory, commit_directory, link_tree
 
     final = output_dir / STATE_DIR / f"phase-{index}"
     tmp = atomic_directory(final)
-    ctx.encoder.save(str(tmp / "encoder"), safe_serialization=True)
+    if saved is not None:
+        link_tree(saved, tmp / "encoder")
+    else:
+        ctx.encoder.save(str(tmp / "encoder"), safe_serialization=True)
     (tmp / "record.json").write_text(json.dumps(record, default=str), encoding="utf-8")
     commit_directory(tmp, final)
+    return final / "encoder"
 
 
 def _completed_phases(output_dir: Path, count: int) -> int:
@@ -220,7 +227,7 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
             if main:
                 (output_dir / "embeddings").mkdir(parents=True, exist_ok=True)
                 shutil.copy(hit / "embeddings.npy", output_dir / "embeddings" / f"{index}-{name}.npy")
-                _save_phase_state(output_dir, index, ctx, phase_record)
+                _save_phase_state(output_dir, index, ctx, phase_record, saved=hit / "encoder")
             phase_records.append(phase_record)
             continue
         logger.info("phase %d/%d: %s", index, len(config.phases), name)
@@ -244,10 +251,11 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
             phase_record["processes"] = num_processes()
         phase_records.append(phase_record)
         if not last:  # the last phase's state is model/, written once below
-            _save_phase_state(output_dir, index, ctx, phase_record)
+            state = _save_phase_state(output_dir, index, ctx, phase_record)
             shutil.rmtree(output_dir / "checkpoints" / name, ignore_errors=True)  # state/phase-i replaces them
-        if cache is not None and not last and resumed_from is None:  # a resumed phase's seconds are partial
-            cache.store(index, ctx.encoder, phase_record, output_dir / "embeddings" / f"{index}-{name}.npy")
+            if cache is not None and resumed_from is None:  # a resumed phase's seconds are partial
+                cache.store(index, ctx.encoder, phase_record, output_dir / "embeddings" / f"{index}-{name}.npy",
+                            saved=state)
 
     classifier = ctx.classifier
     assert classifier is not None, "validated config: the last phase is ft"
