@@ -272,7 +272,7 @@ def test_disk_full_during_a_run_says_how_to_continue(tiny_model_dir: Path, toy_d
     out = tmp_path / "run"
     assert main(["train", "--data", str(toy_data_dir), "--output", str(out), *sets]) == 2
     err = capsys.readouterr().err
-    assert "disk full while writing" in err and "metrics.json" in err and f"--resume" in err
+    assert "disk full while writing" in err and "metrics.json" in err and "--resume" in err
     assert not (out / "metrics.json").exists() and (out / "config.yaml").is_file()  # the run is there to resume
 
 
