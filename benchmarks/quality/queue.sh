@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The full CPU-tier quality benchmark, resumable: run it again after a stop and finished runs are reused.
 # Chunks go in order of value per CPU minute, so an interrupted benchmark has the headline comparison first:
-# SNIPS' core methods, the cheap few-shot SST-2 N=20 cell, SNIPS' ablations and section-3 variants (most reuse a
-# cached DAE), SST-2 N=100, MASSIVE, then the long-text cells. Each chunk ends by rewriting results.csv and summary.md. Progress goes to runs/quality/log.txt.
+# SNIPS' core methods, SNIPS' ablations and section-3 variants (most reuse a cached DAE), the few-shot SST-2 N=20
+# cell, SST-2 N=100, MASSIVE, then the long-text cells. Each chunk ends by rewriting results.csv and summary.md. Progress goes to runs/quality/log.txt.
 #   nohup bash benchmarks/quality/queue.sh > /dev/null 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,8 +13,8 @@ mkdir -p runs/quality
 core=(ft-frozen probe paper-ft ft scl setfit setfit-body-ft 3phase paper-3phase 3phase-setfit joint)
 chunk() { python benchmarks/quality/run.py --output runs/quality "$@" >> runs/quality/log.txt 2>&1; }
 chunk --cells snips --methods "${core[@]}"
-chunk --cells sst2-20
 chunk --cells snips
+chunk --cells sst2-20
 chunk --cells sst2-100
 chunk --cells massive-400
 chunk --cells sst5-400
