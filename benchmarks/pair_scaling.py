@@ -69,7 +69,7 @@ h = hashlib.sha256()
 if digest:
     h.update(repr((bt, bl)).encode())
     for s in range(0, len(pairs), 100000):
-        h.update(repr(pairs[s:s + 100000]).encode())
+        h.update(repr(list(pairs[s:s + 100000])).encode())
 print(json.dumps({"n": n, "classes": k, "function": what, "impl": impl, "balanced": len(bt), "pairs": len(pairs),
                   "balance_s": w1 - w0, "pairs_s": w2 - w1, "balance_cpu_s": c1 - c0, "pairs_cpu_s": c2 - c1,
                   "peak_mb": (peak - base) / 1024, "digest": h.hexdigest()[:16],

@@ -216,3 +216,37 @@ def test_setfit_pairs() -> None:
     assert counts[1.0] > 0 and counts[0.0] > 0
     assert len(pairs) <= 2 * 3 * len(texts)
     assert pairs == sample_setfit_pairs(texts, labels, np.random.default_rng(0), num_iterations=3)
+
+
+def test_pairs_are_arrays_that_read_as_the_triples() -> None:
+    texts = [f"text {i % 7}" for i in range(40)]
+    labels = [f"c{i % 3}" for i in range(40)]
+    pairs = build_pairs(texts, labels, np.random.default_rng(0))
+    triples = list(pairs)
+    assert len(triples) == len(pairs) > 0 and pairs == triples and triples == pairs
+    assert pairs[3] == triples[3] and isinstance(pairs[3][2], float)
+    assert list(pairs[2:9:3]) == triples[2:9:3]
+    order = np.random.default_rng(1).permutation(len(pairs))
+    assert list(pairs.take(order)) == [triples[i] for i in order]
+    assert pairs != triples[:-1] and pairs != [("x", "y", 1.0)] * len(pairs)
+    assert {t for _, _, t in triples} <= {0.0, 1.0}
+
+
+def test_pair_items_tokenise_each_text_once_and_give_the_pairs_in_order(tiny_model_dir) -> None:
+    from types import SimpleNamespace
+
+    from phasefit.models.encoder import load_encoder
+    from phasefit.config import ModelConfig
+    from phasefit.phases.base import tokenize
+    from phasefit.phases.staged import pair_items
+
+    encoder = load_encoder(ModelConfig(name=str(tiny_model_dir)))
+    texts = ["a b c", "d e", "f g h i", "a b c", "j"] * 4
+    labels = ["x", "y", "x", "x", "y"] * 4
+    pairs = build_pairs(texts, labels, np.random.default_rng(0))
+    pairs = pairs.take(np.arange(len(pairs))[::-1])
+    items = pair_items(SimpleNamespace(encoder=encoder, max_length=16), pairs)
+    assert len(items) == len(pairs) >= 4
+    for item, (a, b, target) in zip(items, pairs):
+        assert item["a"] == tokenize(encoder, [a], 16)[0] and item["b"] == tokenize(encoder, [b], 16)[0]
+        assert item["labels"] == target

@@ -21,6 +21,7 @@ import pandas as pd
 from phasefit.data.noise import DEFAULT_STOP_WORDS, _check_ratio, delete_stop_words
 
 __all__ = [
+    "Pairs",
     "balance_classes",
     "build_pairs",
     "class_sizes_after_correction",
@@ -30,6 +31,45 @@ __all__ = [
 ]
 
 Pair = tuple[str, str, float]
+
+
+class Pairs(Sequence):
+    """Contrastive pairs held as arrays: ``pairs[i]`` is the triple ``(text_a, text_b, target)``.
+
+    ``texts`` holds each distinct item's text once; ``a``, ``b`` index it and ``targets`` are the pairs' targets
+    (float64). A million examples give millions of pairs, and as arrays they cost bytes each, where Python tuples
+    cost about a hundred and seconds to build; the phase reads them through :meth:`take` and by index. Equal to any
+    sequence of the same triples, so it stands in for the list of tuples earlier versions returned.
+    """
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking and compared by value, like the list it replaces
+
+    def __init__(self, texts: np.ndarray, a: np.ndarray, b: np.ndarray, targets: np.ndarray) -> None:
+        self.texts, self.a, self.b, self.targets = texts, a, b, np.asarray(targets, dtype=np.float64)
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return self.take(np.arange(len(self))[index])
+        return self.texts[self.a[index]], self.texts[self.b[index]], float(self.targets[index])
+
+    def __iter__(self) -> Iterator[Pair]:
+        yield from zip(self.texts[self.a].tolist(), self.texts[self.b].tolist(), self.targets.tolist())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or len(other) != len(self):
+            return NotImplemented if not isinstance(other, Sequence) else False
+        return all(x == tuple(y) for x, y in zip(self, other))
+
+    def __repr__(self) -> str:
+        return f"Pairs({len(self)} pairs of {len(self.texts)} texts)"
+
+    def take(self, indices: Sequence[int] | np.ndarray) -> Pairs:
+        """The pairs at ``indices``, in that order (as ``[pairs[i] for i in indices]``)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return Pairs(self.texts, self.a[indices], self.b[indices], self.targets[indices])
 
 
 def _check_ratios(min_ratio: float, max_ratio: float) -> None:
@@ -473,7 +513,7 @@ class _Candidates:
                     chosen.append(np.flatnonzero(t[s:s + _BLOCK] == c)[ranks[lo:hi] - before] + s)
         return np.sort(np.concatenate(chosen))
 
-    def pairs(self, positions: np.ndarray) -> list[Pair]:
+    def pairs(self, positions: np.ndarray) -> Pairs:
         """The ``(text_a, text_b, target)`` of the pairs at ``positions`` (ascending), in that order."""
         m, pos_bits = self.size, self.pos_bits
         values = self.values[:m]
@@ -503,10 +543,8 @@ class _Candidates:
         hi |= meta >> 1
         first_is_hi = (meta & 1).astype(bool)
         a, b = np.where(first_is_hi, hi, lo), np.where(first_is_hi, lo, hi)
-        values_obj = np.array(self.targets.values, dtype=object)  # Python floats, as pair_target returns them
-        targets = values_obj[self.tcodes[positions].astype(np.int64) - 1]
-        with _gc_paused():
-            return list(zip(self.items.text[a].tolist(), self.items.text[b].tolist(), targets.tolist()))
+        values = np.array(self.targets.values, dtype=np.float64)  # pair_target's values, by target code
+        return Pairs(self.items.text, a, b, values[self.tcodes[positions].astype(np.int64) - 1])
 
 
 def build_pairs(
@@ -518,7 +556,7 @@ def build_pairs(
     augmentation_factor: int = 4,
     balance_targets: bool = True,
     separator: str | None = None,
-) -> list[Pair]:
+) -> Pairs:
     """Contrastive pairs from the (already balanced) set, as paper 000 §3.2.1 and its authors' code build them.
 
     For each of ``copies`` rounds, two random permutations of the set are zipped into pairs; self-pairs and
@@ -534,7 +572,7 @@ def build_pairs(
     the same order, and leaves ``rng`` in the same state.
 
     Returns:
-        ``(text_a, text_b, target)`` triples with targets from :func:`pair_target`.
+        :class:`Pairs`: ``(text_a, text_b, target)`` triples with targets from :func:`pair_target`.
     """
     _check_lengths(texts, labels)
     if copies is None and augmentation_factor < 1:
@@ -560,7 +598,7 @@ def sample_setfit_pairs(
     *,
     num_iterations: int = 5,
     separator: str | None = None,
-) -> list[Pair]:
+) -> Pairs:
     """SetFit-style pairs: per example, ``num_iterations`` times, one positive and one negative partner.
 
     The positive partner has the same label and another index (skipped for a one-example class); the negative has

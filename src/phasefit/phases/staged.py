@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -19,7 +20,7 @@ from torch import nn
 
 from phasefit.config import CLConfig
 from phasefit.data.noise import delete_words
-from phasefit.data.pairs import balance_classes, build_pairs, sample_setfit_pairs
+from phasefit.data.pairs import Pairs, balance_classes, build_pairs, sample_setfit_pairs
 from phasefit.losses.dae import DenoisingAutoEncoderLoss
 from phasefit.models.encoder import embedding_dimension
 from phasefit.phases.base import PhaseContext, tokenize
@@ -169,7 +170,7 @@ def dae_texts(ctx: PhaseContext, max_texts: int | None) -> list[str]:
     return texts
 
 
-def contrastive_pairs(ctx: PhaseContext, cfg: CLConfig) -> tuple[list[tuple[str, str, float]], dict[str, Any]]:
+def contrastive_pairs(ctx: PhaseContext, cfg: CLConfig) -> tuple[Pairs, dict[str, Any]]:
     """Pairs of phase 2: imbalance-corrected training set -> shuffled zips (or SetFit draws), seeded."""
     rng = np.random.default_rng(ctx.seed)
     train = ctx.splits.train
@@ -184,10 +185,9 @@ def contrastive_pairs(ctx: PhaseContext, cfg: CLConfig) -> tuple[list[tuple[str,
         pairs = build_pairs(texts, labels, rng, augmentation_factor=cfg.augmentation_factor,
                             balance_targets=cfg.balance_targets, separator=separator)
     if cfg.max_pairs is not None and len(pairs) > cfg.max_pairs:
-        pairs = [pairs[i] for i in sorted(rng.choice(len(pairs), cfg.max_pairs, replace=False))]
-    order = rng.permutation(len(pairs))
-    pairs = [pairs[i] for i in order]
-    targets = np.array([target for _, _, target in pairs])
+        pairs = pairs.take(np.sort(rng.choice(len(pairs), cfg.max_pairs, replace=False)))
+    pairs = pairs.take(rng.permutation(len(pairs)))
+    targets = pairs.targets
     stats = {
         "balanced_texts": len(texts),
         "pairs": len(pairs),
@@ -196,11 +196,31 @@ def contrastive_pairs(ctx: PhaseContext, cfg: CLConfig) -> tuple[list[tuple[str,
     return pairs, stats
 
 
-def pair_items(ctx: PhaseContext, pairs: list[tuple[str, str, float]]) -> list[dict[str, Any]]:
+class PairItems(Sequence):
+    """The training items of a phase on pairs: ``items[i]`` is ``{"a": tokens, "b": tokens, "labels": target}`` of
+    pair ``i``, made when the data loader asks for it (millions of pairs stay arrays, not dicts)."""
+
+    def __init__(self, pairs: Pairs, tokens: list[dict[str, Any]], a: np.ndarray, b: np.ndarray) -> None:
+        self.pairs, self.tokens, self.a, self.b = pairs, tokens, a, b
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return {"a": self.tokens[self.a[index]], "b": self.tokens[self.b[index]],
+                "labels": float(self.pairs.targets[index])}
+
+
+def pair_items(ctx: PhaseContext, pairs: Pairs) -> PairItems:
     """Pairs as token dicts, each distinct text tokenised once."""
-    unique = sorted({text for a, b, _ in pairs for text in (a, b)})
-    tokens = dict(zip(unique, tokenize(ctx.encoder, unique, ctx.max_length)))
-    return [{"a": tokens[a], "b": tokens[b], "labels": target} for a, b, target in pairs]
+    used, inverse = np.unique(np.concatenate([pairs.a, pairs.b]), return_inverse=True)
+    texts = pairs.texts[used].tolist()
+    unique = sorted(set(texts))
+    by_text = dict(zip(unique, tokenize(ctx.encoder, unique, ctx.max_length)))
+    tokens = [by_text[text] for text in texts]
+    return PairItems(pairs, tokens, inverse[:len(pairs)], inverse[len(pairs):])
 
 
 # --------------------------------------------------------------------------------------------------------------
