@@ -14,7 +14,8 @@ Methods:
 
 Writes OUTPUT/results.csv (one row per run: cell, method, split id = seed, scores, seconds) and OUTPUT/summary.md;
 ``--publish`` copies both into benchmarks/quality/, with each finished run's small files (metrics.json, config.yaml,
-split.json, fingerprint.json) under benchmarks/quality/runs/. A later checkout restores those into OUTPUT before
+split.json, fingerprint.json) under benchmarks/quality/runs/; ``--publish-runs`` copies only those (a partial
+benchmark, stopped for the day, keeps its finished runs without replacing the published summary). A later checkout restores those into OUTPUT before
 it starts, so the benchmark resumes across machines and sessions (a restored run is reused only when its config
 and data fingerprints still match, like any grid cell).
 """
@@ -385,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", help="only these methods (default: all, in the grid's order)")
     parser.add_argument("--summary-only", action="store_true", help="write results.csv and summary.md, train nothing")
     parser.add_argument("--publish", action="store_true", help="copy results.csv and summary.md to benchmarks/quality/")
+    parser.add_argument("--publish-runs", action="store_true",
+                        help="only copy the finished runs' small files to benchmarks/quality/runs/ (so a later checkout "
+                        "resumes), leaving the published results.csv and summary.md as they are; trains nothing")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -395,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     grid = load_grid(Path(args.grid))
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
+    if args.publish_runs:
+        print(f"published {publish_runs(output)} runs to {PUBLISHED}")
+        return 0
     restored = restore_runs(output)
     if restored:
         print(f"restored {restored} finished runs from {PUBLISHED}", flush=True)
