@@ -31,6 +31,24 @@ def _row(method: str, split: int, val: float, test: float, seconds: float) -> di
             "total_seconds": seconds, "train_size": 100, "validation_size": 50, "test_size": 60}
 
 
+def test_plan_keeps_the_given_methods_in_their_order_on_the_given_splits(harness) -> None:
+    grid = {**GRID, "cells": {"toy": {"seeds": [0, 1, 2], "method_seeds": {"3phase-setfit": [0]},
+                                      "extra_methods": ["scl-sum"], "extra_seeds": [1, 2]}}}
+    everything = harness.plan(grid, ["toy"])
+    assert [m for _, m, _ in everything] == GRID["methods"] + ["scl-sum"]
+    assert dict((m, s) for _, m, s in everything)["3phase-setfit"] == [0]
+    chosen = harness.plan(grid, ["toy"], ["scl-sum", "3phase-setfit", "ft"], [1, 2])
+    assert chosen == [("toy", "scl-sum", [1, 2]), ("toy", "ft", [1, 2])]  # 3phase-setfit has no split left
+
+
+def test_unknown_methods_are_refused_before_anything_runs(harness, tmp_path: Path) -> None:
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(json.dumps(GRID), encoding="utf-8")
+    with pytest.raises(SystemExit):
+        harness.main(["--grid", str(grid), "--output", str(tmp_path / "out"), "--methods", "3phsae"])
+    assert not (tmp_path / "out").exists()
+
+
 def test_auto_chooses_on_validation_and_pays_for_every_candidate(harness) -> None:
     rows = []
     for split in range(3):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The full CPU-tier quality benchmark, resumable: run it again after a stop and finished runs are reused.
 # Chunks go in order of value per CPU minute, so an interrupted benchmark has the headline comparison first:
-# SNIPS' core methods, SNIPS' ablations and section-3 variants (most reuse a cached DAE), the few-shot SST-2 N=20
+# SNIPS' cheap methods, section 3's variants on SNIPS, SNIPS' other core methods and ablations, the few-shot SST-2 N=20
 # cell, SST-2 N=100, MASSIVE, then the long-text cells. Each chunk ends by rewriting results.csv and summary.md. Progress goes to runs/quality/log.txt.
 #   nohup bash benchmarks/quality/queue.sh > /dev/null 2>&1 &
 set -euo pipefail
@@ -12,6 +12,12 @@ if [[ -n "${BENCH_SRC:-}" ]]; then export PYTHONPATH="$BENCH_SRC${PYTHONPATH:+:$
 mkdir -p runs/quality
 core=(ft-frozen probe paper-ft ft scl setfit setfit-body-ft 3phase paper-3phase 3phase-setfit joint)
 chunk() { python benchmarks/quality/run.py --output runs/quality "$@" >> runs/quality/log.txt 2>&1; }
+chunk --cells snips --methods ft-frozen probe paper-ft ft scl
+# section 3's variants on their 3 splits before the costlier peers: their comparisons were never measured, while
+# the first pass measured the core methods (and the rerun so far reproduces them)
+chunk --cells snips --methods 3phase --seeds 0 1 2
+chunk --cells snips --methods 3phase-bottleneck-after 3phase-select-epoch supcon-ft supcon-ft-old 3phase-no-balance \
+  3phase-aug12 joint joint-1epoch
 chunk --cells snips --methods "${core[@]}"
 chunk --cells snips
 chunk --cells sst2-20

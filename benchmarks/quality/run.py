@@ -82,6 +82,22 @@ def cell_methods(grid: dict[str, Any], cell: str) -> list[tuple[str, list[int]]]
     return methods
 
 
+def plan(grid: dict[str, Any], cells: list[str], methods: list[str] | None = None,
+         seeds: list[int] | None = None) -> list[tuple[str, str, list[int]]]:
+    """The (cell, method, splits) to run: every planned one in the grid's order, or only ``methods`` in their order,
+    each on its planned splits (only those in ``seeds``, if given; a method left with none is skipped)."""
+    out = []
+    for cell in cells:
+        planned = cell_methods(grid, cell)
+        if methods:
+            planned = sorted((m for m in planned if m[0] in methods), key=lambda m: methods.index(m[0]))
+        for method, splits in planned:
+            splits = [s for s in splits if not seeds or s in seeds]
+            if splits:
+                out.append((cell, method, splits))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Peers
 
@@ -383,7 +399,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default="runs/quality", help="folder of the runs (resumable)")
     parser.add_argument("--grid", default=str(HERE / "grid.yaml"))
     parser.add_argument("--cells", nargs="+", help="only these cells (default: all)")
-    parser.add_argument("--methods", nargs="+", help="only these methods (default: all, in the grid's order)")
+    parser.add_argument("--methods", nargs="+",
+                        help="only these methods, in this order (default: all, in the grid's order)")
+    parser.add_argument("--seeds", nargs="+", type=int,
+                        help="only these splits, of those the grid gives each method (default: all of them)")
     parser.add_argument("--summary-only", action="store_true", help="write results.csv and summary.md, train nothing")
     parser.add_argument("--publish", action="store_true", help="copy results.csv and summary.md to benchmarks/quality/")
     parser.add_argument("--publish-runs", action="store_true",
@@ -397,6 +416,14 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     grid = load_grid(Path(args.grid))
+    cells = args.cells or list(grid["cells"])
+    unknown = [c for c in cells if c not in grid["cells"]]
+    if unknown:
+        parser.error(f"--cells: {', '.join(unknown)} not in {args.grid} (cells: {', '.join(grid['cells'])})")
+    planned_methods = {m for c in cells for m, _ in cell_methods(grid, c)}
+    unknown = [m for m in args.methods or [] if m not in planned_methods]
+    if unknown:
+        parser.error(f"--methods: {', '.join(unknown)} not planned on {', '.join(cells)} in {args.grid}")
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     if args.publish_runs:
@@ -406,18 +433,15 @@ def main(argv: list[str] | None = None) -> int:
     if restored:
         print(f"restored {restored} finished runs from {PUBLISHED}", flush=True)
     if not args.summary_only:
-        for cell in args.cells or list(grid["cells"]):
-            for method, seeds in cell_methods(grid, cell):
-                if args.methods and method not in args.methods:
-                    continue
-                print(f"[{datetime.now():%H:%M:%S}] {cell} / {method} x {len(seeds)} splits", flush=True)
-                if method in PEERS:
-                    for seed in seeds:
-                        metrics = run_peer(method, grid, cell, seed, output)
-                        print(f"  {cell}/{method}/seed-{seed}: validation {metrics['validation']['macro_f1']:.4f}"
-                              f" ({metrics['total_seconds'] / 60:.1f} min)", flush=True)
-                else:
-                    run_recipe(method, grid, cell, seeds, output)
+        for cell, method, seeds in plan(grid, cells, args.methods, args.seeds):
+            print(f"[{datetime.now():%H:%M:%S}] {cell} / {method} x {len(seeds)} splits", flush=True)
+            if method in PEERS:
+                for seed in seeds:
+                    metrics = run_peer(method, grid, cell, seed, output)
+                    print(f"  {cell}/{method}/seed-{seed}: validation {metrics['validation']['macro_f1']:.4f}"
+                          f" ({metrics['total_seconds'] / 60:.1f} min)", flush=True)
+            else:
+                run_recipe(method, grid, cell, seeds, output)
     rows = collect(grid, output)
     write_results(rows, output)
     command = "python benchmarks/quality/run.py --output runs/quality"
