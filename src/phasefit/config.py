@@ -263,7 +263,7 @@ class TrainerConfig(_Section):
     gradient_accumulation_steps: int = Field(1, ge=1, description="Batches per optimiser step (effective batch = "
                                              "batch_size x this).")
     dataloader_num_workers: int = Field(0, ge=0, description="Data-loading worker processes (0: in the main process).")
-    fused_optimizer: bool = Field(True, description="torch's fused AdamW (6x faster optimiser steps on CPU; float "
+    fused_optimizer: bool = Field(True, description="torch's fused AdamW (5x faster optimiser steps on CPU; float "
                                   "rounding differs). false: the default implementation, which runs made before "
                                   "this option existed used.")
 
