@@ -50,6 +50,24 @@ def test_a_clearly_worse_cheap_recipe_is_not_offered() -> None:
     assert recommend(rows).cheaper is None
 
 
+def test_one_example_behind_on_every_seed_is_within_noise() -> None:
+    # 3 seeds, the cheap recipe exactly one validation example (2 points of 50) behind each time: the t-test has no
+    # spread to judge, and the gap is the smallest one possible
+    rows = [_row("3phase", s, 0.90 + 0.02 * s, 4.0) for s in range(3)]
+    rows += [_row("ft", s, 0.88 + 0.02 * s, 1.0) for s in range(3)]
+    rec = recommend(rows)
+    assert rec.winner.recipe == "3phase" and rec.cheaper is not None and rec.cheaper.recipe == "ft"
+
+
+def test_only_the_candidates_are_recommended_and_ft_is_the_yardstick() -> None:
+    rows = [_row("ft", s, 0.95, 1.0) for s in range(3)]  # trained for the comparison, not asked about
+    rows += [_row("3phase", s, 0.90 + 0.01 * s, 4.0) for s in range(3)]
+    rows += [_row("scl", s, 0.85, 1.5) for s in range(3)]
+    rec = recommend(rows, candidates=["3phase", "scl"])
+    assert rec.winner.recipe == "3phase" and [c.recipe for c in rec.ranking] == ["3phase", "scl"]
+    assert rec.vs_baseline is not None and rec.vs_baseline.mean == pytest.approx(-4.0)  # ft was better: said
+
+
 def test_paired_statistics() -> None:
     result = paired({0: 0.9, 1: 0.8, 2: 0.7, 3: 0.6}, {0: 0.8, 1: 0.75, 2: 0.6, 3: 0.58, 9: 0.1}, scale=100)
     assert result.n == 4 and result.mean == pytest.approx(6.75)

@@ -251,7 +251,10 @@ def summary(grid: dict[str, Any], rows: list[dict[str, Any]], command: str) -> s
              "Scores are test accuracy / macro-F1 in % (mean ± sample std over the splits; a cell's split id is "
              "its seed, and every method of a cell is scored on the same rows). Paired differences are in "
              "accuracy points over the splits both methods ran, with the paired t-test (t) and Wilcoxon "
-             "signed-rank (W) p-values. Model selection (early stopping, phasefit-auto) used validation only.", ""]
+             "signed-rank (W) p-values. Model selection (early stopping, phasefit-auto) used validation only. "
+             "A run's minutes include the phases it took from the phase cache at their original cost, so "
+             "phasefit-auto's minutes (the sum of its candidates') count a DAE shared by 3phase and 3phase-setfit "
+             "twice: what a user running the candidates without the cache would pay.", ""]
     by_method = group_rows(rows, "cell", "method")
     for cell in grid["cells"]:
         cell_rows = [r for r in rows if r["cell"] == cell]
@@ -274,21 +277,26 @@ def summary(grid: dict[str, Any], rows: list[dict[str, Any]], command: str) -> s
             f = [100 * r["test_macro_f1"] for r in members]
             minutes = [r["total_seconds"] / 60 for r in members]
             means[method] = statistics.fmean(a)
-            sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # noqa: E731
+            spread = lambda v: f"{statistics.fmean(v):.1f}" + (  # noqa: E731
+                f" ± {statistics.stdev(v):.1f}" if len(v) > 1 else "")
             vs_ft = paired(acc(method), acc("ft"), scale=100) if method != "ft" else None
             vs_sf = paired(acc(method), acc("setfit"), scale=100) if method != "setfit" else None
-            lines.append(f"| {method} | {len(members)} | {statistics.fmean(a):.1f} ± {sd(a):.1f} "
-                         f"| {statistics.fmean(f):.1f} ± {sd(f):.1f} | {statistics.fmean(minutes):.2f} "
+            lines.append(f"| {method} | {len(members)} | {spread(a)} "
+                         f"| {spread(f)} | {statistics.fmean(minutes):.2f} "
                          f"| {_fmt_paired(vs_ft)} | {_fmt_paired(vs_sf)} |")
         auto = by_method.get((cell, AUTO), [])
         if auto:
-            peers = {m: v for m, v in means.items() if m in PEERS}
             chosen = ", ".join(f"{m} ×{n}" for m, n in sorted(
                 {r["chosen"]: sum(x["chosen"] == r["chosen"] for x in auto) for r in auto}.items()))
-            line = f"phasefit-auto: {means[AUTO]:.1f} % mean test accuracy (chose {chosen})"
+            line = f"phasefit-auto: {means[AUTO]:.1f} % mean test accuracy on {len(auto)} splits (chose {chosen})"
+            # peers over auto's own splits (auto is scored only where every candidate ran), paired
+            splits = {r["split"] for r in auto}
+            peers = {m: statistics.fmean(100 * r["test_accuracy"] for r in by_method[(cell, m)] if r["split"] in splits)
+                     for m in PEERS if any(r["split"] in splits for r in by_method.get((cell, m), []))}
             if peers:
                 best = max(peers, key=peers.get)
-                line += f"; best peer {best}: {peers[best]:.1f} %"
+                line += (f"; best peer on those splits {best}: {peers[best]:.1f} % (auto − {best}: "
+                         f"{_fmt_paired(paired(acc(AUTO), acc(best), scale=100))})")
             lines += ["", line]
         lines.append("")
     lines += _paper_protocol(grid, rows)
@@ -341,6 +349,8 @@ def variants_table(grid: dict[str, Any], rows: list[dict[str, Any]]) -> list[str
             val = paired(score(a, "validation_accuracy"), score(b, "validation_accuracy"), scale=100)
             test = paired(score(a, "test_accuracy"), score(b, "test_accuracy"), scale=100)
             shared = {r["split"] for r in a} & {r["split"] for r in b}
+            if not shared:
+                continue
             minutes = lambda members: statistics.fmean(r["total_seconds"] / 60 for r in members  # noqa: E731
                                                        if r["split"] in shared)
             out.append(f"| {cell} | {variant} | {base} | {_fmt_paired(val)} | {_fmt_paired(test)} "
