@@ -254,7 +254,9 @@ def summary(grid: dict[str, Any], rows: list[dict[str, Any]], command: str) -> s
              "signed-rank (W) p-values. Model selection (early stopping, phasefit-auto) used validation only. "
              "A run's minutes include the phases it took from the phase cache at their original cost, so "
              "phasefit-auto's minutes (the sum of its candidates') count a DAE shared by 3phase and 3phase-setfit "
-             "twice: what a user running the candidates without the cache would pay.", ""]
+             "twice: what a user running the candidates without the cache would pay. Minutes per run are medians "
+             "over the splits: a run that shared the cores with other work (its phases' examples/s in metrics.json "
+             "show it) moves a median less than a mean.", ""]
     by_method = group_rows(rows, "cell", "method")
     for cell in grid["cells"]:
         cell_rows = [r for r in rows if r["cell"] == cell]
@@ -264,7 +266,7 @@ def summary(grid: dict[str, Any], rows: list[dict[str, Any]], command: str) -> s
         lines += [f"## {cell}", "",
                   f"train {sizes['train_size']}, validation {sizes['validation_size']}, test {sizes['test_size']} "
                   f"examples per split; data `{grid['cells'][cell]['data']}`", "",
-                  "| method | splits | test accuracy | test macro-F1 | minutes / run | vs ft (acc. points) "
+                  "| method | splits | test accuracy | test macro-F1 | minutes / run (median) | vs ft (acc. points) "
                   "| vs setfit (acc. points) |", "|---|---|---|---|---|---|---|"]
         order = [m for m, _ in cell_methods(grid, cell)] + [AUTO]
         acc = lambda method: {r["split"]: r["test_accuracy"] for r in by_method.get((cell, method), [])}  # noqa: E731
@@ -282,7 +284,7 @@ def summary(grid: dict[str, Any], rows: list[dict[str, Any]], command: str) -> s
             vs_ft = paired(acc(method), acc("ft"), scale=100) if method != "ft" else None
             vs_sf = paired(acc(method), acc("setfit"), scale=100) if method != "setfit" else None
             lines.append(f"| {method} | {len(members)} | {spread(a)} "
-                         f"| {spread(f)} | {statistics.fmean(minutes):.2f} "
+                         f"| {spread(f)} | {statistics.median(minutes):.2f} "
                          f"| {_fmt_paired(vs_ft)} | {_fmt_paired(vs_sf)} |")
         auto = by_method.get((cell, AUTO), [])
         if auto:
@@ -338,7 +340,7 @@ def variants_table(grid: dict[str, Any], rows: list[dict[str, Any]]) -> list[str
     by_method = group_rows(rows, "cell", "method")
     pairs = [(name, spec["recipe"]) for name, spec in grid.get("variants", {}).items()]
     pairs.append(("3phase-setfit", "3phase"))
-    out = ["| cell | variant | vs | validation acc. (points) | test acc. (points) | minutes / run (variant, base) |",
+    out = ["| cell | variant | vs | validation acc. (points) | test acc. (points) | minutes / run, median (variant, base) |",
            "|---|---|---|---|---|---|"]
     for cell in grid["cells"]:
         for variant, base in pairs:
@@ -351,7 +353,7 @@ def variants_table(grid: dict[str, Any], rows: list[dict[str, Any]]) -> list[str
             shared = {r["split"] for r in a} & {r["split"] for r in b}
             if not shared:
                 continue
-            minutes = lambda members: statistics.fmean(r["total_seconds"] / 60 for r in members  # noqa: E731
+            minutes = lambda members: statistics.median(r["total_seconds"] / 60 for r in members  # noqa: E731
                                                        if r["split"] in shared)
             out.append(f"| {cell} | {variant} | {base} | {_fmt_paired(val)} | {_fmt_paired(test)} "
                        f"| {minutes(a):.2f}, {minutes(b):.2f} |")
