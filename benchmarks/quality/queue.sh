@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The full CPU-tier quality benchmark, resumable: run it again after a stop and finished runs are reused.
 # Chunks go in order of value per CPU minute, so an interrupted benchmark has the headline comparison first:
-# SNIPS' cheap methods, section 3's variants on SNIPS, SNIPS' other core methods and ablations, the few-shot SST-2 N=20
-# cell, SST-2 N=100, MASSIVE, then the long-text cells. Each chunk ends by rewriting results.csv and summary.md. Progress goes to runs/quality/log.txt.
+# SNIPS' cheap methods, section 3's variants on SNIPS, the paper-protocol recipes, SNIPS' other core methods and
+# ablations, the few-shot SST-2 N=20 cell, SST-2 N=100, MASSIVE, then the long-text cells. Each chunk ends by
+# rewriting results.csv and summary.md. Progress goes to runs/quality/log.txt.
 #   nohup bash benchmarks/quality/queue.sh > /dev/null 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,6 +19,8 @@ chunk --cells snips --methods ft-frozen probe paper-ft ft scl
 chunk --cells snips --methods 3phase --seeds 0 1 2
 chunk --cells snips --methods 3phase-bottleneck-after 3phase-select-epoch supcon-ft supcon-ft-old 3phase-no-balance \
   3phase-aug12 joint joint-1epoch
+# the paper-protocol comparisons (section 2) next: paper-joint was never measured, joint only on 3 splits
+chunk --cells snips --methods 3phase paper-3phase joint paper-joint
 chunk --cells snips --methods "${core[@]}"
 chunk --cells snips
 chunk --cells sst2-20
