@@ -49,6 +49,16 @@ def test_unknown_methods_are_refused_before_anything_runs(harness, tmp_path: Pat
     assert not (tmp_path / "out").exists()
 
 
+def test_a_variant_is_paired_with_its_vs_or_its_recipe(harness) -> None:
+    grid = {**GRID, "variants": {"3phase-extra": {"recipe": "3phase"},
+                                 "3phase-leak": {"recipe": "3phase", "vs": "3phase-extra"}}}
+    rows = [_row(m, s, 0.8 + 0.01 * s + bump, 0.7 + bump, 60.0) for s in range(3)
+            for m, bump in [("3phase", 0.0), ("3phase-extra", 0.03), ("3phase-leak", 0.05)]]
+    table = "\n".join(harness.variants_table(grid, rows))
+    assert "| toy | 3phase-extra | 3phase | +3.0 (n=3" in table
+    assert "| toy | 3phase-leak | 3phase-extra | +2.0 (n=3" in table
+
+
 def test_auto_chooses_on_validation_and_pays_for_every_candidate(harness) -> None:
     rows = []
     for split in range(3):

@@ -161,8 +161,10 @@ def run_recipe(method: str, grid: dict[str, Any], cell: str, seeds: list[int], o
     from phasefit.experiments.grid import Cell, run_cells
 
     variant = grid.get("variants", {}).get(method, {"recipe": method})
+    extra = {key: str((ROOT / value).resolve()) if key.endswith("_path") else value  # files: from the repository
+             for key, value in variant.get("set", {}).items()}
     cells = [Cell(f"{cell}/{method}/seed-{seed}", variant["recipe"],
-                  {**cell_settings(grid, cell, output, seed), **variant.get("set", {})}, {"cell": cell, "seed": seed})
+                  {**cell_settings(grid, cell, output, seed), **extra}, {"cell": cell, "seed": seed})
              for seed in seeds]
 
     def progress(p: Any) -> None:
@@ -338,7 +340,7 @@ def variants_table(grid: dict[str, Any], rows: list[dict[str, Any]]) -> list[str
     from phasefit.experiments.stats import paired
 
     by_method = group_rows(rows, "cell", "method")
-    pairs = [(name, spec["recipe"]) for name, spec in grid.get("variants", {}).items()]
+    pairs = [(name, spec.get("vs", spec["recipe"])) for name, spec in grid.get("variants", {}).items()]
     pairs.append(("3phase-setfit", "3phase"))
     out = ["| cell | variant | vs | validation acc. (points) | test acc. (points) | minutes / run, median (variant, base) |",
            "|---|---|---|---|---|---|"]
