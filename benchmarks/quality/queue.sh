@@ -21,6 +21,7 @@ chunk --cells snips --methods 3phase-bottleneck-after 3phase-select-epoch supcon
   3phase-aug12 joint joint-1epoch
 # the paper-protocol comparisons (section 2) next: paper-joint was never measured, joint only on 3 splits
 chunk --cells snips --methods 3phase paper-3phase joint paper-joint
+chunk --cells snips --methods 3phase-dae-all-texts 3phase-dae-test-leak  # departure 8, added later than the others
 chunk --cells snips --methods "${core[@]}"
 chunk --cells snips
 chunk --cells sst2-20
