@@ -294,9 +294,9 @@ def summary(grid: dict[str, Any], rows: list[dict[str, Any]], command: str) -> s
                 {r["chosen"]: sum(x["chosen"] == r["chosen"] for x in auto) for r in auto}.items()))
             line = f"phasefit-auto: {means[AUTO]:.1f} % mean test accuracy on {len(auto)} splits (chose {chosen})"
             # peers over auto's own splits (auto is scored only where every candidate ran), paired
-            splits = {r["split"] for r in auto}
-            peers = {m: statistics.fmean(100 * r["test_accuracy"] for r in by_method[(cell, m)] if r["split"] in splits)
-                     for m in PEERS if any(r["split"] in splits for r in by_method.get((cell, m), []))}
+            splits = acc(AUTO).keys()
+            peers = {m: statistics.fmean(100 * v for s, v in acc(m).items() if s in splits)
+                     for m in PEERS if splits & acc(m).keys()}
             if peers:
                 best = max(peers, key=peers.get)
                 line += (f"; best peer on those splits {best}: {peers[best]:.1f} % (auto − {best}: "
@@ -349,12 +349,12 @@ def variants_table(grid: dict[str, Any], rows: list[dict[str, Any]]) -> list[str
             a, b = by_method.get((cell, variant), []), by_method.get((cell, base), [])
             if not a or not b:
                 continue
-            score = lambda members, key: {r["split"]: r[key] for r in members}  # noqa: E731
-            val = paired(score(a, "validation_accuracy"), score(b, "validation_accuracy"), scale=100)
-            test = paired(score(a, "test_accuracy"), score(b, "test_accuracy"), scale=100)
             shared = {r["split"] for r in a} & {r["split"] for r in b}
             if not shared:
                 continue
+            score = lambda members, key: {r["split"]: r[key] for r in members}  # noqa: E731
+            val = paired(score(a, "validation_accuracy"), score(b, "validation_accuracy"), scale=100)
+            test = paired(score(a, "test_accuracy"), score(b, "test_accuracy"), scale=100)
             minutes = lambda members: statistics.median(r["total_seconds"] / 60 for r in members  # noqa: E731
                                                        if r["split"] in shared)
             out.append(f"| {cell} | {variant} | {base} | {_fmt_paired(val)} | {_fmt_paired(test)} "

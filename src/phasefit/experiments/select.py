@@ -9,10 +9,10 @@ The rule (:func:`recommend`), used by ``phasefit select`` and by the quality ben
    than the winner and within validation noise of it — a mean gap no larger than one validation example (in
    points of the metric: a rough unit for macro-F1, which one example can move by more), or, with 3 or more seeds,
    a paired t-test p >= 0.05 — is named as the cheaper alternative, with the minutes it saves.
-5. Only the candidates are ranked: ``phasefit select --recipes 3phase scl`` also trains ``ft`` for step 4, but
-   recommends one of the two it was asked about.
 4. The winner's paired validation difference to ``ft`` is reported, so the user sees what the choice buys over
    plain fine-tuning.
+5. Only the candidates are ranked: ``phasefit select --recipes 3phase scl`` also trains ``ft`` for step 4, but
+   recommends one of the two it was asked about.
 """
 
 from __future__ import annotations
