@@ -434,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [c for c in cells if c not in grid["cells"]]
     if unknown:
         parser.error(f"--cells: {', '.join(unknown)} not in {args.grid} (cells: {', '.join(grid['cells'])})")
-    planned_methods = {m for c in cells for m, _ in cell_methods(grid, c)}
+    planned_methods = {method for _, method, _ in plan(grid, cells)}
     unknown = [m for m in args.methods or [] if m not in planned_methods]
     if unknown:
         parser.error(f"--methods: {', '.join(unknown)} not planned on {', '.join(cells)} in {args.grid}")
