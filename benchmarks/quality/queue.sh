@@ -13,7 +13,11 @@ export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 if [[ -n "${BENCH_SRC:-}" ]]; then export PYTHONPATH="$BENCH_SRC${PYTHONPATH:+:$PYTHONPATH}"; fi
 mkdir -p runs/quality
 core=(ft-frozen probe paper-ft ft scl setfit setfit-body-ft 3phase paper-3phase 3phase-setfit joint)
-chunk() { python benchmarks/quality/run.py --output runs/quality "$@" >> runs/quality/log.txt 2>&1; }
+# a chunk that fails (its traceback is in the log) does not stop the chunks after it: they are other cells
+chunk() {
+  python benchmarks/quality/run.py --output runs/quality "$@" >> runs/quality/log.txt 2>&1 ||
+    echo "[$(date +%H:%M:%S)] chunk failed (exit $?): $*" >> runs/quality/log.txt
+}
 chunk --cells snips --methods ft-frozen probe paper-ft ft scl
 # section 3's variants on their 3 splits before the costlier peers: their comparisons were never measured, while
 # the first pass measured the core methods (and the rerun so far reproduces them)
