@@ -25,13 +25,13 @@ def pair_counts(grid: dict, cell: str, seed: int, output: Path) -> dict[str, flo
     from phasefit.recipes import build_config
     from phasefit.run_data import load_run_data
 
-    out: dict[str, float] = {}
+    settings = cell_settings(grid, cell, output, seed)
+    splits = load_run_data(build_config("3phase", settings=settings))  # the split is the cell's, whatever the recipe
+    classes = len(set(splits.train.labels))
+    out: dict[str, float] = {"classes": classes, "train": len(splits.train.texts)}
     for name, recipe in (("paper", "3phase"), ("setfit", "3phase-setfit")):
-        config = build_config(recipe, settings=cell_settings(grid, cell, output, seed))
-        splits = load_run_data(config)
+        config = build_config(recipe, settings=settings)
         pairs, stats = contrastive_pairs(SimpleNamespace(seed=config.seed, splits=splits), config.cl)
-        classes = len(set(splits.train.labels))
-        out["classes"], out["train"] = classes, len(splits.train.texts)
         out[f"{name}_pairs"] = stats["pairs"]
         out[f"{name}_positives_per_class"] = float(np.sum(pairs.targets == 1.0)) / classes
     return out
