@@ -2,7 +2,8 @@
 # The full CPU-tier quality benchmark, resumable: run it again after a stop and finished runs are reused.
 # Chunks go in order of value per CPU minute, so an interrupted benchmark has the headline comparison first:
 # SNIPS' cheap methods, section 3's variants on SNIPS, the paper-protocol recipes, SNIPS' other core methods, the
-# few-shot SST-2 N=20 cell, SST-2 N=100, MASSIVE, the long-text cells, and SNIPS' ablations last (the first pass
+# few-shot SST-2 N=20 cell, SST-2 N=100, MASSIVE, the long-text cells (departure 10's pair
+# constructions first), and SNIPS' ablations last (the first pass
 # measured them, while the other cells had no run at all). Each chunk ends by
 # rewriting results.csv and summary.md. Progress goes to runs/quality/log.txt.
 #   nohup bash benchmarks/quality/queue.sh > /dev/null 2>&1 &
@@ -31,6 +32,10 @@ chunk --cells snips --methods "${core[@]}"
 chunk --cells sst2-20
 chunk --cells sst2-100
 chunk --cells massive-400
+# departure 10's open test first (docs/method.md, item 10: a prediction and a decision rule written before they
+# ran): the two pair constructions on SST-5 and 20 Newsgroups, with 20 Newsgroups' ft to compare them with
+chunk --cells sst5-400 --methods 3phase 3phase-setfit
+chunk --cells 20ng-200 --methods ft 3phase 3phase-setfit
 chunk --cells sst5-400
 chunk --cells 20ng-200
 chunk --cells snips
