@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -205,7 +206,9 @@ def test_paper_protocol_recipes_freeze_the_encoder_with_one_learning_rate(recipe
     assert config.ft.adam_epsilon == 2e-5 and config.ft.epochs == 70
     plain = build_config(recipe.removeprefix("paper-"))
     assert config.phases == plain.phases
-    assert config.dae == plain.dae and config.cl == plain.cl and config.joint == plain.joint  # FT alone differs
+    # FT differs, and the pairs: the paper's always, where phasefit's default (auto) may draw SetFit-style ones
+    assert config.dae == plain.dae and config.joint == plain.joint
+    assert config.cl == plain.cl.model_copy(update={"sampling": "paper"})
 
 
 # 7. SCL with a frozen encoder is refused ---------------------------------------------------------------------------
@@ -270,8 +273,14 @@ def test_decoder_keeps_the_checkpoints_lm_head(tiny_hf_dir: Path, tmp_path: Path
 
 def test_setfit_pairs_recipe_differs_from_3phase_only_in_sampling() -> None:
     a, b = build_config("3phase"), build_config("3phase-setfit")
-    assert b.cl.sampling == "setfit" and a.cl.sampling == "paper"
+    assert b.cl.sampling == "setfit" and a.cl.sampling == "auto"
     assert a.cl.model_copy(update={"sampling": "setfit"}) == b.cl and a.ft == b.ft and a.dae == b.dae
+
+
+def test_paper_protocol_recipes_keep_the_papers_pairs() -> None:
+    """auto (phasefit's default) may draw SetFit-style pairs; the paper's protocol builds the paper's."""
+    assert build_config("paper-3phase").cl.sampling == "paper" and build_config("paper-joint").cl.sampling == "paper"
+    assert build_config("3phase").cl.sampling == build_config("joint").cl.sampling == "auto"
 
 
 def test_phase_records_name_the_lm_head(tiny_model_dir: Path, toy_data_dir_module: Path, tmp_path: Path) -> None:
@@ -279,3 +288,29 @@ def test_phase_records_name_the_lm_head(tiny_model_dir: Path, toy_data_dir_modul
     train(config, tmp_path / "run")
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())["phases"][0]
     assert record["lm_head"] == "random"
+
+
+def _pair_context(labels: list[str], seed: int = 0) -> SimpleNamespace:
+    """What contrastive_pairs reads of a phase context: the seed and the training split."""
+    texts = [f"example {i} of {label}" for i, label in enumerate(labels)]
+    return SimpleNamespace(seed=seed, splits=SimpleNamespace(train=SimpleNamespace(texts=texts, labels=labels),
+                                                             label_separator=None))
+
+
+@pytest.mark.parametrize("classes, per_class, expected", [(30, 4, "setfit"), (2, 30, "paper")])
+def test_auto_sampling_draws_setfit_pairs_only_when_the_papers_give_few_positives(classes: int, per_class: int,
+                                                                                  expected: str) -> None:
+    from phasefit.phases.staged import contrastive_pairs
+
+    ctx = _pair_context([f"c{k}" for k in range(classes) for _ in range(per_class)])
+    cl = build_config("3phase").cl
+    pairs, stats = contrastive_pairs(ctx, cl.model_copy(update={"sampling": "auto"}))
+    reference, _ = contrastive_pairs(ctx, cl.model_copy(update={"sampling": expected}))
+    _, paper_stats = contrastive_pairs(ctx, cl.model_copy(update={"sampling": "paper"}))
+    assert stats["sampling"] == expected
+    assert stats["paper_positives_per_class"] == paper_stats["positive_pairs"] / classes
+    assert (stats["paper_positives_per_class"] < cl.auto_min_positives) == (expected == "setfit")
+    # the very pairs of the named construction, same seed, same order
+    assert list(pairs.texts[pairs.a]) == list(reference.texts[reference.a])
+    assert list(pairs.texts[pairs.b]) == list(reference.texts[reference.b])
+    assert list(pairs.targets) == list(reference.targets)

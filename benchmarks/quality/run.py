@@ -340,7 +340,8 @@ def variants_table(grid: dict[str, Any], rows: list[dict[str, Any]]) -> list[str
     from phasefit.experiments.stats import paired
 
     by_method = group_rows(rows, "cell", "method")
-    pairs = [(name, spec.get("vs", spec["recipe"])) for name, spec in grid.get("variants", {}).items()]
+    pairs = [(name, spec.get("vs", spec["recipe"])) for name, spec in grid.get("variants", {}).items()
+             if spec.get("vs", spec["recipe"]) != name]  # a recipe's own settings over the grid's: no comparison
     pairs.append(("3phase-setfit", "3phase"))
     out = ["| cell | variant | vs | validation acc. (points) | test acc. (points) | minutes / run, median (variant, base) |",
            "|---|---|---|---|---|---|"]

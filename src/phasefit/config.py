@@ -151,7 +151,11 @@ class CLConfig(EncoderPhaseConfig):
     max_ratio: float = Field(4.0, gt=0, description="Ratio given to a class of one example (f(1)).")
     noise_min_words: int = Field(6, ge=1, description="Oversampled copies with at least this many words get stop-word deletion.")
     stop_word_ratio: float = Field(0.5, ge=0, le=1, description="Share of stop words deleted in an oversampled copy.")
-    sampling: Literal["paper", "setfit"] = Field("paper", description="Pairs: shuffled zips (paper) or SetFit pos/neg draws.")
+    sampling: Literal["paper", "setfit", "auto"] = Field(
+        "auto", description="Pairs: shuffled zips (paper), SetFit pos/neg draws, or auto: the paper's unless they "
+                            "give fewer than auto_min_positives positive pairs per class, then SetFit's (measured: "
+                            "docs/method.md, departure 10).")
+    auto_min_positives: float = Field(10.0, gt=0, description="sampling=auto's threshold, positive pairs per class.")
     augmentation_factor: int = Field(4, ge=1, description="Shuffled copies = factor x floor(log2 K).")
     balance_targets: bool = Field(True, description="Down-sample pairs so every target value has the same count.")
     setfit_iterations: int = Field(5, ge=1, description="Positive+negative draws per example (sampling=setfit).")

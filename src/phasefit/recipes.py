@@ -27,7 +27,8 @@ _FROZEN_HEAD = {"freeze_encoder": True, "epochs": 100, "patience": 10, "head_lr"
 # (Table 5, all-MiniLM-L12-v2 on SNIPS: AdamW eps 2e-5, batch 32, at most 70 epochs with early stopping). The rate
 # is 1e-3, not Table 5's 5e-5: on phasefit's MLP head over L2-normalised embeddings 5e-5 does not converge in 70
 # epochs (SNIPS split 0: 48% validation accuracy, against 92% at 1e-3; docs/method.md). Phases 1-2 keep
-# phasefit's settings, so paper-3phase differs from 3phase by the FT protocol alone.
+# phasefit's settings but the paper's pairs (cl.sampling: paper; phasefit's default, auto, draws SetFit-style pairs
+# where the paper's give few per class), so on most data paper-3phase differs from 3phase by the FT protocol alone.
 _PAPER_FT = {"freeze_encoder": True, "lr": 1e-3, "head_lr": 1e-3, "adam_epsilon": 2e-5, "batch_size": 32,
              "epochs": 70, "patience": 10, "schedule": "constant", "warmup_ratio": 0.0}
 
@@ -46,13 +47,13 @@ RECIPES: dict[str, dict[str, Any]] = {
     "simclr-ft": {"phases": ["simclr", "ft"], "ft": _FROZEN_HEAD},
     "ft-frozen": {"phases": ["ft"], "ft": _FROZEN_HEAD},
     "3phase-setfit": {"phases": ["dae", "cl", "ft"], "cl": {"sampling": "setfit"}},
-    "paper-ft": {"phases": ["ft"], "ft": _PAPER_FT},
-    "paper-joint": {"phases": ["joint", "ft"], "ft": _PAPER_FT},
-    "paper-3phase": {"phases": ["dae", "cl", "ft"], "ft": _PAPER_FT},
+    "paper-ft": {"phases": ["ft"], "cl": {"sampling": "paper"}, "ft": _PAPER_FT},  # cl unused: as its siblings
+    "paper-joint": {"phases": ["joint", "ft"], "cl": {"sampling": "paper"}, "ft": _PAPER_FT},
+    "paper-3phase": {"phases": ["dae", "cl", "ft"], "cl": {"sampling": "paper"}, "ft": _PAPER_FT},
 }
 
 RECIPE_HELP: dict[str, str] = {
-    "3phase": "paper 000: DAE -> CL with imbalance correction (1.5, 4) -> FT",
+    "3phase": "paper 000: DAE -> CL with imbalance correction (1.5, 4) -> FT (pairs: cl.sampling=auto)",
     "joint": "paper 000 §3.3.1: DAE and CL trained together (L_DAE + L_CL) -> FT",
     "dae-ft": "ablation: DAE -> FT",
     "cl-ft": "ablation: CL (with imbalance correction) -> FT",

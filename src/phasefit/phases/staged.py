@@ -171,7 +171,23 @@ def dae_texts(ctx: PhaseContext, max_texts: int | None) -> list[str]:
 
 
 def contrastive_pairs(ctx: PhaseContext, cfg: CLConfig) -> tuple[Pairs, dict[str, Any]]:
-    """Pairs of phase 2: imbalance-corrected training set -> shuffled zips (or SetFit draws), seeded."""
+    """Pairs of phase 2: imbalance-corrected training set -> shuffled zips (or SetFit draws), seeded.
+
+    ``cl.sampling: auto`` builds the paper's pairs and keeps them unless they give fewer than
+    ``cl.auto_min_positives`` positive pairs per class; then it draws SetFit-style pairs instead, the very pairs
+    ``sampling: setfit`` gives (docs/method.md, departure 10)."""
+    sampling = "paper" if cfg.sampling == "auto" else cfg.sampling
+    pairs, stats = _draw_pairs(ctx, cfg, sampling)
+    if cfg.sampling == "auto":
+        per_class = stats["positive_pairs"] / max(1, len(set(ctx.splits.train.labels)))
+        if per_class < cfg.auto_min_positives:
+            sampling = "setfit"
+            pairs, stats = _draw_pairs(ctx, cfg, sampling)
+        stats.update(paper_positives_per_class=per_class)
+    return pairs, {**stats, "sampling": sampling}
+
+
+def _draw_pairs(ctx: PhaseContext, cfg: CLConfig, sampling: str) -> tuple[Pairs, dict[str, Any]]:
     rng = np.random.default_rng(ctx.seed)
     train = ctx.splits.train
     texts, labels = list(train.texts), list(train.labels)
@@ -179,7 +195,7 @@ def contrastive_pairs(ctx: PhaseContext, cfg: CLConfig) -> tuple[Pairs, dict[str
         texts, labels = balance_classes(texts, labels, rng, min_ratio=cfg.min_ratio, max_ratio=cfg.max_ratio,
                                         noise_min_words=cfg.noise_min_words, stop_word_ratio=cfg.stop_word_ratio)
     separator = ctx.splits.label_separator
-    if cfg.sampling == "setfit":
+    if sampling == "setfit":
         pairs = sample_setfit_pairs(texts, labels, rng, num_iterations=cfg.setfit_iterations, separator=separator)
     else:
         pairs = build_pairs(texts, labels, rng, augmentation_factor=cfg.augmentation_factor,
@@ -191,6 +207,7 @@ def contrastive_pairs(ctx: PhaseContext, cfg: CLConfig) -> tuple[Pairs, dict[str
     stats = {
         "balanced_texts": len(texts),
         "pairs": len(pairs),
+        "positive_pairs": int((targets == 1.0).sum()),
         "positive_share": float((targets == 1.0).mean()) if len(pairs) else None,
     }
     return pairs, stats
