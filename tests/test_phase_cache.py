@@ -12,6 +12,7 @@ from tests.conftest import tiny_overrides
 
 SHORT = ["dae.max_steps=2", "cl.max_steps=2", "ft.max_steps=3", "dae.batch_size=4", "cl.batch_size=4",
          "ft.epochs=1"]
+PAPER_PAIRS = "cl.sampling=paper"  # the pairs of the paper-* recipes
 
 
 def _config(recipe: str, model: Path, data: Path, *extra: str):
@@ -30,7 +31,9 @@ def _scores(metrics: dict) -> dict:
 def test_a_cached_phase_gives_the_run_it_would_have_trained(tiny_model_dir: Path, toy_data_dir_module: Path,
                                                             tmp_path: Path) -> None:
     cache = f"phase_cache={tmp_path / 'cache'}"
-    first = train(_config("3phase", tiny_model_dir, toy_data_dir_module, cache), tmp_path / "3phase").metrics
+    # 3phase on the paper's pairs, as paper-3phase builds them (3phase's default, auto, is another CL config)
+    first = train(_config("3phase", tiny_model_dir, toy_data_dir_module, cache, PAPER_PAIRS),
+                  tmp_path / "3phase").metrics
     assert _reused(first) == [False, False, False]
     assert len(list((tmp_path / "cache").iterdir())) == 2  # DAE and CL; FT is never cached
 
@@ -104,13 +107,13 @@ def test_the_cache_links_the_saved_encoder_instead_of_saving_it_again(tiny_model
         return save(self, path, *args, **kwargs)
 
     monkeypatch.setattr(SentenceTransformer, "save", counted)
-    train(_config("3phase", tiny_model_dir, toy_data_dir_module), tmp_path / "plain")
+    train(_config("3phase", tiny_model_dir, toy_data_dir_module, PAPER_PAIRS), tmp_path / "plain")
     plain = len(saves)
     assert plain >= 2  # the resume state of DAE and of CL at least
 
     saves.clear()
     cache = f"phase_cache={tmp_path / 'cache'}"
-    train(_config("3phase", tiny_model_dir, toy_data_dir_module, cache), tmp_path / "stored")
+    train(_config("3phase", tiny_model_dir, toy_data_dir_module, cache, PAPER_PAIRS), tmp_path / "stored")
     assert len(saves) == plain  # storing DAE and CL in the cache wrote no encoder a second time
     saves.clear()
     metrics = train(_config("paper-3phase", tiny_model_dir, toy_data_dir_module, cache), tmp_path / "hit").metrics
