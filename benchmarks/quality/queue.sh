@@ -40,6 +40,11 @@ chunk --cells 20ng-200 --methods 3phase 3phase-setfit --seeds 0
 chunk --cells 20ng-200 --methods 3phase 3phase-setfit --seeds 1
 chunk --cells 20ng-200 --methods ft
 chunk --cells sst5-400
+# departure 9's measurement: MiniLM given a masked-LM head on its frozen encoder (built once, ~10 min), then 3phase
+# on it against 3phase on the packaged model (same encoder weights; the decoder's head loaded instead of random)
+python benchmarks/quality/lm_head.py --output runs/models/minilm-mlm-head >> runs/quality/log.txt 2>&1 ||
+  echo "[$(date +%H:%M:%S)] lm_head.py failed (exit $?)" >> runs/quality/log.txt
+chunk --cells snips --methods 3phase-lm-head
 chunk --cells 20ng-200
 chunk --cells snips
 python benchmarks/quality/run.py --output runs/quality --summary-only --publish >> runs/quality/log.txt 2>&1
