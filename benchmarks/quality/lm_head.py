@@ -106,7 +106,7 @@ def build(output: Path, *, epochs: int, batch_size: int, lr: float, max_length: 
         param.requires_grad_(False)  # also the word embeddings, which are the head's tied output matrix
     trainable = [param for param in model.cls.parameters() if param.requires_grad]
     train, held_out = head_texts(seed)
-    before = score(model, tokenizer, held_out, max_length, seed + 1)
+    before = after = score(model, tokenizer, held_out, max_length, seed + 1)
     optimizer = torch.optim.AdamW(trainable, lr=lr)
     steps = epochs * -(-len(train) // batch_size)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / steps))
@@ -122,9 +122,8 @@ def build(output: Path, *, epochs: int, batch_size: int, lr: float, max_length: 
             loss.backward()
             optimizer.step()
             schedule.step()
-        print(f"epoch {epoch + 1}/{epochs}: held-out {score(model, tokenizer, held_out, max_length, seed + 1)}",
-              flush=True)
-    after = score(model, tokenizer, held_out, max_length, seed + 1)
+        after = score(model, tokenizer, held_out, max_length, seed + 1)  # the last epoch's is the saved head's
+        print(f"epoch {epoch + 1}/{epochs}: held-out {after}", flush=True)
 
     staging = output.with_name(output.name + ".partial")
     if staging.exists():
@@ -161,15 +160,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    settings = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "max_length": args.max_length,
+                "seed": args.seed}
     if (args.output / "lm_head.json").is_file():
-        print(f"{args.output} is built: {(args.output / 'lm_head.json').read_text()}")
+        built = json.loads((args.output / "lm_head.json").read_text())
+        differ = {key: (built.get(key), value) for key, value in {**settings, "sources": SOURCES}.items()
+                  if built.get(key) != value}
+        if differ:  # a head made otherwise is another model: never reuse it for these settings
+            said = ", ".join(f"{key}: built {was}, asked {now}" for key, (was, now) in differ.items())
+            raise SystemExit(f"{args.output} was built with other settings ({said}): pick another --output, or "
+                             "remove the folder yourself to rebuild it")
+        print(f"{args.output} is built: {json.dumps(built, indent=2)}")
         return 0
     if args.output.exists():
         raise SystemExit(f"{args.output} exists but holds no lm_head.json (not built by this script?): "
                          "pick another --output or remove it yourself")
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    record = build(args.output, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                   max_length=args.max_length, seed=args.seed)
+    record = build(args.output, **settings)
     print(json.dumps(record, indent=2))
     return 0
 
