@@ -1,4 +1,5 @@
-"""`phasefit select`: candidates ranked on validation only, cost weighed, the winner's test score alone."""
+"""`phasefit select`: candidates chosen on labelled rows only (cross-validated or held out), the one-standard-error
+rule, the refit on the whole pool, and the final model's test score alone."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from phasefit.cli import main
-from phasefit.experiments.select import recommend
+from phasefit.experiments.select import (FoldScores, clearly_behind, one_standard_error_choice, recommend,
+                                         refit_epochs)
 from phasefit.experiments.stats import paired
 from tests.conftest import tiny_overrides
 
@@ -41,7 +43,7 @@ def test_a_cheaper_recipe_within_noise_is_named_with_the_minutes_it_saves() -> N
     from phasefit.experiments.select import format_recommendation
 
     text = format_recommendation(rec)
-    assert "cheaper and within validation noise: ft" in text and "saves 3.0 min" in text
+    assert "cheaper and within validation noise: ft" in text and "n < 3" not in text and "saves 3.0 min" in text
 
 
 def test_a_clearly_worse_cheap_recipe_is_not_offered() -> None:
@@ -75,17 +77,171 @@ def test_paired_statistics() -> None:
     assert paired({0: 1.0}, {1: 1.0}) is None
 
 
-def test_select_command_prints_only_the_winners_test_score(tiny_model_dir: Path, toy_data_dir_module: Path,
-                                                          tmp_path: Path, capsys) -> None:
+def _folds(recipe: str, scores: list[float], minutes: float) -> FoldScores:
+    return FoldScores(recipe, dict(enumerate(scores)), {f: minutes for f in range(len(scores))})
+
+
+def test_one_standard_error_rule_takes_the_cheapest_within_one_error_of_the_best() -> None:
+    best = _folds("scl", [90, 94, 92, 96, 88], 2.0)  # mean 92, s.e. sqrt(10)/sqrt(5) = 1.41
+    within = _folds("ft-frozen", [91, 91, 91, 91, 91], 0.1)  # 1.0 below: within one s.e., and the cheapest
+    middle = _folds("ft", [91.5] * 5, 1.0)
+    chosen, top = one_standard_error_choice([best, within, middle])
+    assert top.recipe == "scl" and chosen.recipe == "ft-frozen"
+
+
+def test_one_standard_error_rule_keeps_the_best_when_the_cheap_one_is_outside() -> None:
+    best = _folds("scl", [90, 94, 92, 96, 88], 2.0)
+    outside = _folds("ft-frozen", [90.5] * 5, 0.1)  # 1.5 below > 1.41
+    chosen, top = one_standard_error_choice([outside, best])
+    assert chosen.recipe == top.recipe == "scl"
+
+
+def test_equally_cheap_candidates_within_one_error_go_to_the_best_mean() -> None:
+    best = _folds("scl", [90, 94, 92, 96, 88], 1.1)
+    close = _folds("ft", [91.5] * 5, 1.0)  # within one s.e. and cheaper, but by less than the timing noise
+    chosen, _ = one_standard_error_choice([close, best])
+    assert chosen.recipe == "scl"
+
+
+def test_equal_means_go_to_the_cheaper_candidate() -> None:
+    chosen, top = one_standard_error_choice([_folds("scl", [90, 90], 2.0), _folds("ft", [90, 90], 1.0)])
+    assert chosen.recipe == top.recipe == "ft"
+
+
+def test_clearly_behind_needs_two_folds_and_a_margin_beyond_noise() -> None:
+    leader = _folds("ft", [95, 96], 1.0)
+    assert clearly_behind(_folds("ft-frozen", [80, 82], 0.1), leader, one_example=2.0)
+    assert not clearly_behind(_folds("ft-frozen", [94, 95], 0.1), leader, one_example=2.0)  # one example behind
+    assert not clearly_behind(_folds("ft-frozen", [80], 0.1), _folds("ft", [95], 1.0), one_example=2.0)
+    noisy = _folds("scl", [80, 99], 1.0)  # -15 then +3: the spread says it may catch up
+    assert not clearly_behind(noisy, leader, one_example=2.0)
+
+
+def test_refit_epochs_is_the_rounded_up_median_of_the_folds() -> None:
+    assert refit_epochs([3.0, 5.0, 4.0, 8.0, 2.0], default=15) == 4
+    assert refit_epochs([2.0, 3.0], default=15) == 3  # median 2.5, rounded up
+    assert refit_epochs([None, None], default=15) == 15
+
+
+def test_cross_validation_folds_are_stratified_disjoint_and_the_same_for_every_recipe(toy_data_dir: Path) -> None:
+    from collections import Counter
+
+    from phasefit.recipes import build_config
+    from phasefit.run_data import load_run_data
+
+    folds = 4
+    held_out, trains = [], []
+    for fold in range(folds):
+        settings = {"data.path": str(toy_data_dir), "data.cv_folds": folds, "data.cv_fold": fold, "seed": 3}
+        a = load_run_data(build_config("ft", settings=settings))
+        b = load_run_data(build_config("scl", settings={**settings, "seed": 3}))
+        assert a.validation.ids == b.validation.ids and a.train.ids == b.train.ids  # same folds for every recipe
+        assert not set(a.validation.ids) & set(a.train.ids)
+        held_out.append(a.validation)
+        trains.append(a.train)
+        assert a.test.ids == load_run_data(build_config("ft", settings={"data.path": str(toy_data_dir),
+                                                                        "seed": 3})).test.ids  # test untouched
+    plain = load_run_data(build_config("ft", settings={"data.path": str(toy_data_dir), "seed": 3}))
+    pool = set(plain.train.ids) | set(plain.validation.ids)
+    every = [i for part in held_out for i in part.ids]
+    assert sorted(every) == sorted(pool)  # each pool row validates exactly once
+    for label in set(plain.train.labels):  # stratified: each fold holds a class's share, give or take one row
+        counts = [Counter(part.labels)[label] for part in held_out]
+        assert max(counts) - min(counts) <= 1
+
+
+def test_a_fold_is_required_with_the_fold_count() -> None:
+    from phasefit.config import ConfigError
+    from phasefit.recipes import build_config
+
+    with pytest.raises(ConfigError, match="cv_folds and cv_fold together"):
+        build_config("ft", settings={"data.cv_folds": 5})
+    with pytest.raises(ConfigError, match="must be below cv_folds"):
+        build_config("ft", settings={"data.cv_folds": 5, "data.cv_fold": 5})
+
+
+@pytest.fixture(scope="module")
+def cv_selection(tiny_model_dir: Path, toy_data_dir_module: Path, tmp_path_factory: pytest.TempPathFactory):
+    """`phasefit select --cv 3` on the toy data with two cheap candidates; the order in which the choice and every
+    test-set evaluation happened."""
+    import phasefit.experiments.select as select
+    import phasefit.pipeline as pipeline
+
+    out = tmp_path_factory.mktemp("select") / "cv"
+    events: list[str] = []
+    evaluate, choose = pipeline.evaluate_split, select.one_standard_error_choice
+
+    def spy_evaluate(classifier, splits, part):  # noqa: ANN001
+        events.append("test" if part is splits.test else "validation")
+        return evaluate(classifier, splits, part)
+
+    def spy_choose(candidates):  # noqa: ANN001
+        events.append("choice")
+        return choose(candidates)
+
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(pipeline, "evaluate_split", spy_evaluate)
+    monkeypatch.setattr(select, "one_standard_error_choice", spy_choose)
+    sets = [item for o in tiny_overrides(tiny_model_dir) for item in ("--set", o)]
+    try:
+        code = main(["select", "--data", str(toy_data_dir_module), "--recipes", "ft-frozen", "ft", "--cv", "3",
+                     "--output", str(out), *sets, "--set", "ft.max_steps=2", "--quiet"])
+    finally:
+        monkeypatch.undo()
+    assert code == 0
+    return out, events
+
+
+def test_cv_select_reads_test_only_after_the_choice(cv_selection) -> None:
+    out, events = cv_selection
+    assert "choice" in events and events.count("test") == 1
+    assert events.index("test") > events.index("choice")
+    for fold_metrics in out.glob("cv/*/fold-*/metrics.json"):
+        assert json.loads(fold_metrics.read_text())["test"] is None  # no fold run scored test
+
+
+def test_cv_select_uses_the_same_folds_for_every_candidate(cv_selection) -> None:
+    out, _ = cv_selection
+    for fold in range(3):
+        a = json.loads((out / "cv" / "ft" / f"fold-{fold}" / "split.json").read_text())["ids"]
+        b = json.loads((out / "cv" / "ft-frozen" / f"fold-{fold}" / "split.json").read_text())["ids"]
+        assert a == b
+
+
+def test_cv_select_refits_the_choice_on_the_whole_pool(cv_selection, toy_data_dir_module: Path, capsys) -> None:
+    out, _ = cv_selection
+    selection = json.loads((out / "selection.json").read_text())
+    assert selection["mode"] == "cv" and len(selection["runs"]) == 1
+    refit = out / selection["runs"][0]
+    metrics = json.loads((refit / "metrics.json").read_text())
+    split = json.loads((refit / "split.json").read_text())
+    fold = json.loads((out / "cv" / "ft" / "fold-0" / "split.json").read_text())["ids"]
+    pool = set(fold["train"]) | set(fold["validation"])
+    assert set(split["ids"]["train"]) == pool and metrics["validation_in_training"] is True
+    assert metrics["test"] is not None and (refit / "model" / "classifier.json").is_file()
+    assert not (out / "cv" / "ft" / "fold-0" / "model").exists()  # fold models are not kept
+    assert "test score of the final model only" in (out / "recommendation.md").read_text()
+    # the select folder predicts like the chosen run
+    assert main(["predict", str(out), "play some jazz songs"]) == 0
+    assert capsys.readouterr().out.strip()
+
+
+def test_held_out_select_uses_one_split_for_every_seed(tiny_model_dir: Path, toy_data_dir_module: Path,
+                                                      tmp_path: Path, capsys) -> None:
     out = tmp_path / "select"
     sets = [item for o in tiny_overrides(tiny_model_dir) for item in ("--set", o)]
     code = main(["select", "--data", str(toy_data_dir_module), "--recipes", "ft-frozen", "ft", "--seeds", "0", "1",
-                 "--output", str(out), *sets, "--set", "ft.max_steps=2", "--quiet"])
+                 "--cv", "0", "--output", str(out), *sets, "--set", "ft.max_steps=2", "--quiet"])
     assert code == 0
     printed = capsys.readouterr().out
-    assert printed.count("test score of the recommended recipe only") == 1
+    assert printed.count("test score of the final model only") == 1
     assert "test       accuracy" not in printed  # no per-run test scores while choosing
-    text = (out / "recommendation.md").read_text()
-    assert "recommended:" in text and "| ft-frozen |" in text and "| ft |" in text
-    for recipe in ("ft", "ft-frozen"):  # every run's test score stays in its own files
-        assert json.loads((out / recipe / "seed-0" / "metrics.json").read_text())["test"] is not None
+    zero = json.loads((out / "ft" / "seed-0" / "split.json").read_text())["ids"]
+    one = json.loads((out / "ft" / "seed-1" / "split.json").read_text())["ids"]
+    assert zero == one  # seed 1's validation rows are not seed 0's test rows
+    for recipe in ("ft", "ft-frozen"):
+        for seed in (0, 1):
+            assert json.loads((out / recipe / f"seed-{seed}" / "metrics.json").read_text())["test"] is None
+    refit = json.loads((out / "selection.json").read_text())["runs"][0]
+    sizes = json.loads((out / refit / "metrics.json").read_text())["sizes"]
+    assert sizes["train"] == len(zero["train"]) + len(zero["validation"])

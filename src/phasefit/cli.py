@@ -66,15 +66,26 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", help="encoder (default: all-MiniLM-L6-v2, packaged)")
     _add_grid_arguments(run)
 
-    select = sub.add_parser("select", help="recommend a recipe for your data: candidates ranked on validation only",
-                            description="Train candidate recipes over seeds, rank them on validation (test never "
-                            "used to choose), name the winner with its paired difference to ft and a cheaper "
-                            "recipe within validation noise, and print the winner's test score alone.")
+    select = sub.add_parser("select", help="choose a recipe for your data by cross-validation and train it on all "
+                            "your labels", description="Cross-validate candidate recipes on the labelled pool "
+                            "(train + validation; the same stratified folds for each, candidates clearly behind "
+                            "stopped early), choose the cheapest within one standard error of the best, refit it on "
+                            "the whole pool and save it (OUTPUT/refit/<recipe>/model); its test score is printed "
+                            "alone, after the choice. --cv 0: rank on held-out validation over --seeds instead.")
     select.add_argument("--data", default="builtin:snips", help="data (default: bundled SNIPS)")
     select.add_argument("--recipes", nargs="+", default=["auto"],
-                        help="candidates (default 'auto': ft-frozen ft scl 3phase 3phase-setfit)")
-    select.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default 0 1 2)")
-    select.add_argument("--output", required=True, help="folder of the candidate runs and recommendation.md")
+                        help="candidates; 'auto' = ft-frozen ft ft-balanced scl (add 3phase, 3phase-setfit, ... "
+                        "by name)")
+    select.add_argument("--cv", type=int, default=None, metavar="K",
+                        help="folds of cross-validation (default: 5 for pools of at most 2,000 labelled rows, "
+                        "else 0 = held-out validation)")
+    select.add_argument("--ensemble", action="store_true",
+                        help="also cross-validate the top candidates' averaged probabilities; chosen only if they win")
+    select.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="seeds (default: 0 with cross-validation, 0 1 2 with held-out validation); every seed "
+                        "uses one split")
+    select.add_argument("--output", required=True, help="folder of the candidate runs, the refit model and "
+                        "recommendation.md")
     select.add_argument("--metric", default="macro_f1", choices=["macro_f1", "accuracy"],
                         help="validation metric to rank by")
     select.add_argument("--model", help="encoder (default: all-MiniLM-L6-v2, packaged)")
@@ -371,7 +382,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from phasefit.pipeline import load_run
 
     texts = list(args.texts)
-    _, classifier = load_run(args.run_dir)
+    from pathlib import Path
+
+    from phasefit.pipeline import selected_runs
+
+    chosen = selected_runs(Path(args.run_dir))
+    if chosen is not None and len(chosen) > 1:  # `phasefit select --ensemble` chose averaged members
+        from phasefit.experiments.select import load_selected_runs
+
+        classifier = load_selected_runs(chosen)
+    else:
+        _, classifier = load_run(args.run_dir)
     pairs = None
     if classifier.text_pairs:
         if texts or not args.input:

@@ -54,6 +54,15 @@ class DataConfig(_Section):
         None, ge=0, description="Seed of the validation/test split and the subsets (default: the run seed); fix it to "
         "keep the same evaluation sets across seeds (the size study)."
     )
+    cv_folds: int | None = Field(
+        None, ge=2, description="Cross-validation: the labelled pool (train + validation) cut into this many "
+        "stratified folds, seeded by the split seed; cv_fold names the fold that validates (phasefit select --cv)."
+    )
+    cv_fold: int | None = Field(None, ge=0, description="With cv_folds: the fold held out as validation; train is the rest.")
+    train_on: Literal["train", "pool"] = Field(
+        "train", description="pool: train on train + validation (a refit after model selection; validation scores "
+        "are then scores on training rows and metrics.json says so). Test is untouched."
+    )
     imbalance_ratio: float | None = Field(
         None, ge=1, description="Down-sample train so class sizes fall geometrically to largest:smallest = this "
         "(imbalance study); validation and test untouched."
@@ -83,6 +92,13 @@ class DataConfig(_Section):
     def _one_few_shot_mode(self) -> DataConfig:
         if self.few_shot_n is not None and self.few_shot_k is not None:
             raise ValueError("set only one of few_shot_n and few_shot_k")
+        if (self.cv_folds is None) != (self.cv_fold is None):
+            raise ValueError("set cv_folds and cv_fold together (fold cv_fold of cv_folds validates), or neither")
+        if self.cv_folds is not None and self.cv_fold >= self.cv_folds:
+            raise ValueError(f"cv_fold={self.cv_fold} must be below cv_folds={self.cv_folds} (folds count from 0)")
+        if self.cv_folds is not None and self.train_on == "pool":
+            raise ValueError("train_on=pool trains on every labelled row, so no fold is left to validate; unset "
+                             "cv_folds/cv_fold or set train_on=train")
         return self
 
 
@@ -199,6 +215,10 @@ class FTConfig(OptimConfig):
     head_dropout: float = Field(0.1, ge=0, lt=1)
     activation: Literal["gelu", "relu", "tanh"] = "gelu"
     patience: int = Field(3, ge=1, description="Early-stopping patience in epochs.")
+    early_stopping: bool = Field(
+        True, description="Score validation every epoch, stop after `patience` epochs without gain and keep the best "
+        "epoch; false: train exactly `epochs` (a refit whose epoch count cross-validation chose)."
+    )
     metric: Literal["accuracy", "macro_f1"] = Field("macro_f1", description="Validation metric for selection.")
     class_weight: Literal["none", "balanced"] = Field(
         "none", description="Cross-entropy class weights: none, or balanced (n / (C x n_c), scikit-learn's rule: "

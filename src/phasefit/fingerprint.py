@@ -29,7 +29,8 @@ NOT_RESULT_KEYS = {"trainer.report_to", "trainer.dataloader_num_workers"}  # nor
 LATER_KEY_DEFAULTS = {"trainer.mixed_precision": "no", "trainer.gradient_accumulation_steps": 1,
                       "trainer.fused_optimizer": False, "ft.group_by_length": True, "ft.class_weight": "none",
                       "cl.auto_min_positives": 10.0, "data.split_seed": None, "data.imbalance_ratio": None,
-                      "data.imbalance_largest": None, "data.imbalance_seed": None}
+                      "data.imbalance_largest": None, "data.imbalance_seed": None,
+                      "data.cv_folds": None, "data.cv_fold": None, "data.train_on": "train", "ft.early_stopping": True}
 # A config section added after runs were made, left out at its defaults (the mlm phase: a run without it cannot
 # have read it).
 LATER_SECTIONS = ("mlm",)

@@ -277,6 +277,9 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
         "test": evaluate_split(classifier, splits, splits.test) if config.evaluate_test else None,
         "initial_embeddings": initial,
         **({"imbalance": splits.record["imbalance"]} if "imbalance" in splits.record else {}),
+        **({"cross_validation": splits.record["cross_validation"]} if "cross_validation" in splits.record else {}),
+        # a refit on train + validation: its validation scores are scores on training rows
+        **({"validation_in_training": True} if "pool" in splits.record else {}),
         "phases": phase_records,
         "total_seconds": round(sum(p["seconds"] for p in phase_records), 3),
     }
@@ -334,14 +337,38 @@ def write_plots(run_dir: Path, splits: DatasetSplits, metrics: dict[str, Any]) -
     plot_confusion_matrix(metrics["test"]["confusion_matrix"], splits.label_names, run_dir / "confusion_matrix.png")
 
 
+SELECTION_FILE = "selection.json"  # in a `phasefit select` output: the refit run(s) it chose
+
+
+def selected_runs(folder: Path) -> list[Path] | None:
+    """The refit run folders a `phasefit select` output chose (one, or an ensemble's), None for another folder."""
+    if not (folder / SELECTION_FILE).is_file():
+        return None
+    record = json.loads((folder / SELECTION_FILE).read_text(encoding="utf-8"))
+    return [folder / run for run in record["runs"]]
+
+
+def selected_run(folder: Path) -> Path:
+    """``folder``, or the run a `phasefit select` output in ``folder`` chose."""
+    runs = selected_runs(folder)
+    if runs is None:
+        return folder
+    if len(runs) > 1:
+        raise RunDirectoryError(f"{folder} chose an ensemble of {len(runs)} runs ({', '.join(r.name for r in runs)}); "
+                                "phasefit predict serves it, while this command needs one run: name one of "
+                                f"{', '.join(str(r) for r in runs)}")
+    return runs[0]
+
+
 def load_run(run_dir: str | Path) -> tuple[RunConfig, PhaseFitClassifier]:
-    """The resolved config and trained classifier of a finished run directory."""
+    """The resolved config and trained classifier of a finished run directory (or of the run a `phasefit select`
+    output chose)."""
     from phasefit.config import read_yaml, validate_config
     from phasefit.models.classifier import PhaseFitClassifier
 
     from phasefit.experiments.peers import PEER_FILE
 
-    run_dir = Path(run_dir)
+    run_dir = selected_run(Path(run_dir))
     if (run_dir / PEER_FILE).is_file():
         raise RunDirectoryError(f"{run_dir} holds a peer's run ({PEER_FILE}: setfit or probe, trained by its own "
                                 "library), not a phasefit classifier; predict or export one of the recipes' runs")

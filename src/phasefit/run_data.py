@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 def load_run_data(config: RunConfig, tables: InMemoryData | None = None) -> DatasetSplits:
     """Load and split the data of a run config (deterministic for the config's seed); ``tables``: data passed from
     Python, which ``data.path`` then names by its content hash."""
-    from phasefit.data import few_shot, imbalance, load_splits
+    from phasefit.data import cross_validation_fold, few_shot, imbalance, load_splits, pool
 
     data = config.data
     if tables is not None and tables.spec != data.path:
@@ -49,6 +49,11 @@ def load_run_data(config: RunConfig, tables: InMemoryData | None = None) -> Data
     if data.imbalance_ratio is not None:
         seed = config.seed if data.imbalance_seed is None else data.imbalance_seed
         splits = imbalance(splits, ratio=data.imbalance_ratio, largest=data.imbalance_largest, seed=seed)
+    split_seed = config.seed if data.split_seed is None else data.split_seed
+    if data.cv_folds is not None:  # after the draws: the folds cut the pool a user would have labelled
+        splits = cross_validation_fold(splits, folds=data.cv_folds, fold=data.cv_fold, seed=split_seed)
+    elif data.train_on == "pool":
+        splits = pool(splits)
     if data.augment_noise_level > 0:
         splits = augment_with_noise(splits, data.augment_noise_level, data.augment_copies, seed=config.seed)
     return splits

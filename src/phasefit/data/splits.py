@@ -227,6 +227,65 @@ def few_shot(
     return dataclasses.replace(splits, train=drawn, record=record)
 
 
+def _concatenate(first: LabelledSplit, second: LabelledSplit) -> LabelledSplit:
+    pairs = None
+    if first.text_pairs is not None and second.text_pairs is not None:
+        pairs = [*first.text_pairs, *second.text_pairs]
+    return LabelledSplit([*first.texts, *second.texts], [*first.labels, *second.labels], [*first.ids, *second.ids],
+                         pairs)
+
+
+def pool(splits: DatasetSplits) -> DatasetSplits:
+    """Return splits whose train is the labelled pool, train + validation (the refit after model selection).
+    Validation stays as it was, so its scores are then scores on training rows; test is unchanged."""
+    pooled = _concatenate(splits.train, splits.validation)
+    record = copy.deepcopy(splits.record)
+    record["pool"] = {"train": len(splits.train), "validation": len(splits.validation),
+                      "note": "train = train + validation; validation rows are also training rows"}
+    record["train"] = {**record.get("train", {}), "size": len(pooled), "ids_sha1": ids_sha1(pooled.ids)}
+    return dataclasses.replace(splits, train=pooled, record=record)
+
+
+def fold_assignment(labels: Sequence[str], folds: int, seed: int) -> list[int]:
+    """The fold (0..folds-1) of every row of a labelled pool: stratified (scikit-learn's ``StratifiedKFold``,
+    shuffled with ``seed``), so every fold holds each class in about its share of the pool. A class with fewer rows
+    than folds is absent from some folds' validation, never from every fold's training."""
+    import warnings
+
+    from sklearn.model_selection import StratifiedKFold
+
+    if folds > len(labels):
+        raise DataError(f"{folds} cross-validation folds need at least {folds} labelled rows; the pool has "
+                        f"{len(labels)}. Use fewer folds (data.cv_folds / --cv).")
+    assignment = [0] * len(labels)
+    with warnings.catch_warnings():  # "the least populated class has only n members": handled as documented
+        warnings.simplefilter("ignore", UserWarning)
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        for fold, (_, held_out) in enumerate(splitter.split(np.zeros(len(labels)), list(labels))):
+            for row in held_out:
+                assignment[int(row)] = fold
+    return assignment
+
+
+def cross_validation_fold(splits: DatasetSplits, *, folds: int, fold: int, seed: int) -> DatasetSplits:
+    """Return splits for fold ``fold`` of ``folds`` over the labelled pool (train + validation): validation is the
+    fold, train the other folds; test and ``label_names`` are unchanged. The same pool, ``folds`` and ``seed`` give
+    the same folds for every recipe, so candidates are compared fold by fold. ``record["cross_validation"]`` says
+    which fold it is."""
+    if not 0 <= fold < folds:
+        raise DataError(f"cross-validation fold {fold} is outside 0..{folds - 1}")
+    pooled = _concatenate(splits.train, splits.validation)
+    assignment = fold_assignment(pooled.labels, folds, seed)
+    train = pooled.select([i for i, f in enumerate(assignment) if f != fold])
+    held_out = pooled.select([i for i, f in enumerate(assignment) if f == fold])
+    record = copy.deepcopy(splits.record)
+    record["cross_validation"] = {"folds": folds, "fold": fold, "seed": seed, "pool": len(pooled),
+                                  "pool_ids_sha1": ids_sha1(pooled.ids)}
+    record["train"] = {**record.get("train", {}), "size": len(train), "ids_sha1": ids_sha1(train.ids)}
+    record["validation"] = {**record.get("validation", {}), "size": len(held_out), "ids_sha1": ids_sha1(held_out.ids)}
+    return dataclasses.replace(splits, train=train, validation=held_out, record=record)
+
+
 def resolve_max_length(
     policy: str | int,
     texts: list[str],

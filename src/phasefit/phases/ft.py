@@ -113,7 +113,7 @@ class FTPhase:
                                       weight_decay=cfg.weight_decay, layer_decay=cfg.layer_decay)
 
         optimizer = make_optimizer(groups, cfg, fused=ctx.config.trainer.fused_optimizer)
-        args = build_training_arguments(ctx, phase=self.name, cfg=cfg, evaluate=True, metric=cfg.metric,
+        args = build_training_arguments(ctx, phase=self.name, cfg=cfg, evaluate=cfg.early_stopping, metric=cfg.metric,
                                         group_by_length=(cfg.group_by_length and not cfg.freeze_encoder
                                                          and cfg.sampler == "random"))
         label_names = splits.label_names
@@ -128,12 +128,12 @@ class FTPhase:
             model=model,
             args=args,
             train_dataset=ListDataset(train_rows),
-            eval_dataset=ListDataset(val_rows),
+            eval_dataset=ListDataset(val_rows) if cfg.early_stopping else None,
             data_collator=collator,
-            compute_metrics=compute_metrics,
+            compute_metrics=compute_metrics if cfg.early_stopping else None,
             optimizers=(optimizer, None),
-            callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience), *ctx.callbacks,
-                       *reporting_callbacks(ctx, self.name)],
+            callbacks=[*([EarlyStoppingCallback(early_stopping_patience=cfg.patience)] if cfg.early_stopping else []),
+                       *ctx.callbacks, *reporting_callbacks(ctx, self.name)],
         )
         if cfg.sampler == "label-aware":
             trainer.train_sampler = LabelAwareSampler(train_labels, ctx.seed)
@@ -147,7 +147,7 @@ class FTPhase:
         ctx.classifier = classifier.eval()
         for param in ctx.encoder.parameters():
             param.requires_grad_(True)
-        best_epoch = None
+        best_epoch = None if cfg.early_stopping else epochs_run  # a fixed-epoch refit keeps its last epoch
         best_metric = state.best_metric
         for entry in state.log_history:
             if f"eval_{cfg.metric}" in entry and entry[f"eval_{cfg.metric}"] == best_metric:
