@@ -21,7 +21,7 @@ def harness():
 
 
 GRID = {"methods": ["ft-frozen", "ft", "scl", "3phase", "3phase-setfit", "setfit", "paper-ft", "paper-3phase"],
-        "auto_candidates": ["ft-frozen", "ft", "scl", "3phase", "3phase-setfit"],
+        "holdout_candidates": ["ft-frozen", "ft", "scl", "3phase", "3phase-setfit"],
         "cells": {"toy": {"data": "builtin:snips", "seeds": [0, 1, 2]}}}
 
 
@@ -85,8 +85,82 @@ def test_summary_pairs_by_split_and_reads_both_protocols(harness) -> None:
                  _row("paper-3phase", split, 0.8, 0.70 + shift, 100)]
     text = harness.summary(GRID, rows, "python benchmarks/quality/run.py")
     assert "**Partial: 15 of 24 planned runs have finished**" in text
-    assert "| 3phase | 3 | " in text and "+2.0 (n=3, t –, W " in text  # +2 points on every split: no t-test spread
-    assert "| toy | 3phase − ft | +10.0 (n=3" in text and "+2.0 (n=3" in text
+    assert "| 3phase | 3 | " in text and "+2.0 (n=3, p –)" in text  # +2 points on every split: no t-test spread
+    assert "| toy | 3phase − ft | +10.0 (n=3, p –) | +2.0 (n=3, p –) |" in text
+    assert "| 3phase | 3 | 83.0 ± 1.0 | 83.0 ± 1.0 | 2.00 | +2.0 (n=3, p –) | +3.0 (n=3, p –) |" in text
+
+
+def _write_splits(runs: Path, cell: str, splits: dict[int, dict[str, list[str]]], methods=("ft", "setfit")) -> None:
+    for method in methods:
+        for seed, ids in splits.items():
+            folder = runs / cell / method / f"seed-{seed}"
+            folder.mkdir(parents=True)
+            (folder / "split.json").write_text(json.dumps({"seed": seed, "ids": ids}))
+
+
+def test_split_designs_choose_the_test_from_the_rows_the_splits_share(harness, tmp_path: Path) -> None:
+    pool = [f"train.csv:{i}" for i in range(10)]
+    fixed_test = [f"test.csv:{i}" for i in range(4)]
+    _write_splits(tmp_path, "pool", {  # every split reshuffles the same 10 rows: 6 train, 2 validation, 2 test
+        # (disjoint test rows, like k folds: the overlapping training rows still correlate the differences)
+        0: {"train": pool[:6], "validation": pool[6:8], "test": pool[8:]},
+        1: {"train": pool[4:], "validation": pool[:2], "test": pool[2:4]}})
+    _write_splits(tmp_path, "fixed", {  # the same test file on every split, training rows re-drawn
+        0: {"train": pool[:3], "validation": pool[3:5], "test": fixed_test},
+        1: {"train": pool[5:8], "validation": pool[8:], "test": fixed_test}})
+    _write_splits(tmp_path, "drawn", {  # 4 test rows per split drawn from a larger test file, 1 in common
+        0: {"train": pool[:3], "validation": pool[3:5], "test": fixed_test},
+        1: {"train": pool[5:8], "validation": pool[8:], "test": fixed_test[3:] + ["test.csv:7", "test.csv:8",
+                                                                                   "test.csv:9"]}})
+    grid = {"cells": {"pool": {}, "fixed": {}, "drawn": {}, "unpublished": {}}}
+    designs = harness.split_designs(grid, tmp_path)
+    pooled = designs["pool"]
+    assert pooled["same_pool"] and pooled["splits"] == 2 and not pooled["disagree"]
+    assert pooled["ratio"]["test"] == pytest.approx(2 / 6)  # Nadeau-Bengio: n_test / n_train
+    assert pooled["shared"]["train"] == pytest.approx(2 / 6)  # pool[4:6] trains in both
+    assert pooled["train_in_test"] == pytest.approx(1.0)  # each split's test rows train the other
+    assert designs["fixed"]["ratio"] == {"validation": None, "test": None}  # fixed test, disjoint validation
+    assert "same 4 test rows" in designs["fixed"]["why"]["test"]
+    assert designs["drawn"]["shared"]["test"] == pytest.approx(0.25)
+    assert designs["drawn"]["ratio"]["test"] == pytest.approx(0.25 / 0.75)  # f / (1 - f), f measured
+    assert designs["unpublished"]["ratio"]["test"] is None and designs["unpublished"]["splits"] == 0
+    (tmp_path / "pool" / "setfit" / "seed-1" / "split.json").write_text(json.dumps({"ids": {"train": pool}}))
+    assert harness.split_designs(grid, tmp_path)["pool"]["disagree"] == [1]  # methods must share a split's rows
+
+
+def test_summary_corrects_per_cell_and_per_family(harness) -> None:
+    rows = []
+    for split, (ft, sf) in enumerate([(0.80, 0.78), (0.83, 0.80), (0.81, 0.80), (0.84, 0.80)]):
+        rows += [_row("ft", split, 0.9, ft, 30), _row("setfit", split, 0.9, sf, 60),
+                 _row("3phase", split, 0.9, ft - 0.01 * (split % 2), 120)]
+    rows += [_row("scl", split, 0.9, 0.85, 40) for split in (0, 1)]  # two pairs: no test
+    grid = {**GRID, "cells": {"toy": {"data": "builtin:snips", "seeds": [0, 1, 2, 3]}}}
+    ratio = 0.25
+    designs = {"toy": {"splits": 4, "disagree": [], "sizes": {"train": 196, "validation": 66, "test": 66},
+                       "shared": {"train": 0.6, "validation": 0.2, "test": 0.2}, "train_in_test": 0.6,
+                       "same_pool": True, "ratio": {"validation": ratio, "test": ratio},
+                       "why": {"validation": "corrected", "test": "corrected"}}}
+    text = harness.summary(grid, rows, "python benchmarks/quality/run.py", designs)
+    stats = pytest.importorskip("phasefit.experiments.stats")
+    ft_sf = stats.paired({r["split"]: r["test_accuracy"] for r in rows if r["method"] == "ft"},
+                         {r["split"]: r["test_accuracy"] for r in rows if r["method"] == "setfit"},
+                         scale=100, test_train_ratio=ratio)
+    ph_ft = stats.paired({r["split"]: r["test_accuracy"] for r in rows if r["method"] == "3phase"},
+                         {r["split"]: r["test_accuracy"] for r in rows if r["method"] == "ft"},
+                         scale=100, test_train_ratio=ratio)
+    ph_sf = stats.paired({r["split"]: r["test_accuracy"] for r in rows if r["method"] == "3phase"},
+                         {r["split"]: r["test_accuracy"] for r in rows if r["method"] == "setfit"},
+                         scale=100, test_train_ratio=ratio)
+    assert ft_sf.p_corrected > ft_sf.p_ttest  # the table prints the corrected p, not the plain one
+    holm = stats.holm([ft_sf.p, ph_ft.p, ph_sf.p])  # ft - setfit and setfit - ft are one test: 3 in the family
+    assert "| ft | 4 | " in text and f"+2.5 (n=4, p {ft_sf.p:.3f}, Holm {holm[0]:.3f}) |" in text
+    assert "| setfit | 4 | " in text and f"-2.5 (n=4, p {ft_sf.p:.3f}, Holm {holm[0]:.3f}) |" in text
+    assert f"| {ph_ft.mean:+.1f} (n=4, p {ph_ft.p:.3f}, Holm {holm[1]:.3f}) " in text
+    assert "| scl | 2 | " in text and "(n=2, no p: n < 3)" in text
+    # the paper-protocol table is its own family: 3phase - ft alone there, Holm's p is its p
+    assert f"| toy | 3phase − ft | – | {ph_ft.mean:+.1f} (n=4, p {ph_ft.p:.3f}, Holm {ph_ft.p:.3f}) |" in text
+    assert "Tests run: 4 in all (toy 3, paper protocol 1, variants 0)" in text
+    assert "p: corrected resampled t-test (ratio 0.250)" in text
 
 
 def test_published_runs_restore_into_a_new_output(harness, tmp_path: Path, monkeypatch) -> None:

@@ -377,7 +377,7 @@ def test_peer_settings_are_checked_and_kept_out_of_the_recipes_configs(tiny_mode
     ft = cell_config(Cell("a", "ft", {"seed": 1}), base)
     assert not isinstance(ft, PeerCell) and ft.seed == 1
     probe = cell_config(Cell("b", "probe", {"seed": 1}), base)
-    assert isinstance(probe, PeerCell) and probe.settings == {}
+    assert isinstance(probe, PeerCell) and set(probe.settings) == {"c_grid"}  # the probe's C grid (issue 29)
     assert probe.config.data.path == str(toy_data_dir_module) and probe.config.seed == 1
     assert peer_settings("setfit", {"setfit": {"num_iterations": 2}}) == {"num_iterations": 2, "num_epochs": 1,
                                                                           "batch_size": 16}

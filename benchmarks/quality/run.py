@@ -38,9 +38,10 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-PEERS = {"setfit", "probe", "setfit-body-ft"}
+PEERS = {"setfit", "probe", "setfit-body-ft", "setfit-default", "setfit-tuned", "fastfit"}
 PUBLISHED = HERE / "runs"
-AUTO = "phasefit-auto"
+AUTO = "phasefit-auto"  # `phasefit select` run on the cell's pool: cross-validation, refit, test once
+HOLDOUT_AUTO = "holdout-auto"  # the held-out rule of `phasefit select --cv 0` applied to the recipes' own runs
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -102,12 +103,20 @@ def plan(grid: dict[str, Any], cells: list[str], methods: list[str] | None = Non
 # Peers
 
 
+# Published before peers had fingerprints (metrics.json alone): reused as they are. The other peers' runs are reused
+# only when their fingerprint matches (settings, data, model, seed): the probe's runs of the old C grid train again.
+UNFINGERPRINTED_PEERS = {"setfit", "setfit-body-ft"}
+
+
 def run_peer(method: str, grid: dict[str, Any], cell: str, seed: int, output: Path) -> dict[str, Any]:
     from phasefit.experiments.peers import peer_metrics
     from phasefit.pipeline import load_run_data
     from phasefit.recipes import build_config
 
     folder = output / "runs" / cell / method / f"seed-{seed}"
+    if method not in UNFINGERPRINTED_PEERS:
+        config = build_config("ft", settings=cell_settings(grid, cell, output, seed))
+        return _run_fingerprinted_peer(method, grid, cell, config, folder)
     if (folder / "metrics.json").is_file():
         return json.loads((folder / "metrics.json").read_text())
     settings = cell_settings(grid, cell, output, seed)
@@ -125,13 +134,46 @@ def run_peer(method: str, grid: dict[str, Any], cell: str, seed: int, output: Pa
         metrics["total_seconds"] = round(metrics["total_seconds"] + setfit["total_seconds"], 3)
         metrics["setfit_seconds"] = setfit["total_seconds"]
         _prune(folder)
-    else:
-        metrics = peer_metrics(method, config, load_run_data(config),
-                               _setfit_settings(grid, cell) if method == "setfit" else {}, body_dir=folder / "body")
+    else:  # setfit
+        metrics = peer_metrics(method, config, load_run_data(config), _setfit_settings(grid, cell),
+                               body_dir=folder / "body")
     from phasefit.io import atomic_write_json
 
     atomic_write_json(folder / "metrics.json", metrics)
     return metrics
+
+
+def _run_fingerprinted_peer(method: str, grid: dict[str, Any], cell: str, config: Any,
+                            folder: Path) -> dict[str, Any]:
+    """A peer run through phasefit's peer machinery (config, split, fingerprint, peer.json, metrics.json), reused
+    when its fingerprint matches; SetFit's and FastFit's share of their default pairs or recipe steps is printed."""
+    from phasefit.experiments.grid import cell_differences
+    from phasefit.experiments.peers import peer_settings, train_peer
+
+    settings = peer_settings(method, _peer_sections(grid, cell))
+    if (folder / "metrics.json").is_file() and not cell_differences(config, folder, (method, settings)):
+        return json.loads((folder / "metrics.json").read_text())
+    if folder.is_dir() and not (folder / "config.yaml").is_file():
+        shutil.rmtree(folder)  # a run published before fingerprints (metrics.json alone), e.g. the old-grid probe
+    metrics = train_peer(method, config, folder, settings)
+    if "setfit_pairs" in metrics:
+        pairs = metrics["setfit_pairs"]
+        print(f"  {folder.relative_to(folder.parents[2])}: {pairs['pairs_seen']:,} of SetFit's "
+              f"{pairs['default_pairs_per_epoch'] * pairs['default_epochs']:,} default pairs "
+              f"({100 * pairs['fraction_of_default_pairs']:.1f} %, {pairs['steps']} steps)", flush=True)
+    if "fastfit_run" in metrics:
+        run = metrics["fastfit_run"]
+        print(f"  {folder.relative_to(folder.parents[2])}: {run['steps']} of FastFit's {run['recipe_steps']} recipe "
+              f"steps ({100 * run['fraction_of_recipe_steps']:.1f} %, {run['epochs']:.1f} epochs)", flush=True)
+    return metrics
+
+
+def _peer_sections(grid: dict[str, Any], cell: str) -> dict[str, dict[str, Any]]:
+    """The peers' settings sections (setfit_default, fastfit, ...): the cell's over the grid's."""
+    from phasefit.experiments.peers import SECTIONS
+
+    spec = grid["cells"][cell]
+    return {s: {**(grid.get(s) or {}), **(spec.get(s) or {})} for s in SECTIONS if s in grid or s in spec}
 
 
 def _setfit_settings(grid: dict[str, Any], cell: str) -> dict[str, Any]:
@@ -197,15 +239,20 @@ def collect(grid: dict[str, Any], output: Path) -> list[dict[str, Any]]:
                 if file.is_file():
                     metrics = json.loads(file.read_text())
                     row = {"cell": cell, "method": method, "split": seed, **flatten_metrics(metrics)}
+                    if "chosen" in metrics:  # phasefit-auto: what its selection chose, one ft CV's cost
+                        row["chosen"] = metrics["chosen"]
+                        row["ft_cv_seconds"] = metrics.get("ft_cv_seconds")
                     rows.append({**row, "recipe": method})
     return rows + auto_rows(grid, rows)
 
 
 def auto_rows(grid: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """phasefit-auto per (cell, split): the candidate chosen on validation, its test score, all candidates' time."""
+    """holdout-auto per (cell, split): the candidate the held-out rule chooses on validation among the recipes' own
+    runs (trained on train, never refit), its test score, all candidates' time. The previous benchmark's
+    phasefit-auto, kept beside the cross-validated one for comparison."""
     from phasefit.experiments.select import recommend
 
-    candidates = grid["auto_candidates"]
+    candidates = grid["holdout_candidates"]
     out = []
     for cell in grid["cells"]:
         for seed in grid["cells"][cell]["seeds"]:
@@ -214,9 +261,36 @@ def auto_rows(grid: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str
                 continue  # not every candidate has run on this split yet
             rec = recommend(runs, candidates=candidates)
             chosen = next(r for r in runs if r["method"] == rec.winner.recipe)
-            out.append({**chosen, "method": AUTO, "recipe": AUTO, "chosen": rec.winner.recipe,
+            out.append({**chosen, "method": HOLDOUT_AUTO, "recipe": HOLDOUT_AUTO, "chosen": rec.winner.recipe,
                         "total_seconds": round(sum(r["total_seconds"] for r in runs), 3)})
     return out
+
+
+def run_auto(grid: dict[str, Any], cell: str, seed: int, output: Path) -> dict[str, Any]:
+    """phasefit-auto on one split: `phasefit select` over the grid's ``auto`` candidates on the split's labelled pool
+    (train + validation, the rows every other method had), cross-validated, the choice refit on the whole pool and
+    scored on the split's test rows once. Its minutes are the whole selection's: every fold of every candidate
+    that ran, and the refit."""
+    from phasefit.experiments.select import select_recipe
+    from phasefit.io import atomic_write_json
+
+    folder = output / "runs" / cell / AUTO / f"seed-{seed}"
+    if (folder / "metrics.json").is_file():
+        return json.loads((folder / "metrics.json").read_text())
+    spec = grid["auto"]
+    selection = select_recipe(spec["candidates"], [seed], folder, settings=cell_settings(grid, cell, output, seed),
+                              cv=spec["folds"], ensemble=spec.get("ensemble", False))
+    refit = json.loads((folder / selection.runs[0] / "metrics.json").read_text())
+    for run in selection.runs:
+        _prune(folder / run)
+    ft_cv = sum(selection.details["fold_minutes"].get("ft", {}).values())
+    metrics = {**refit, "recipe": AUTO, "chosen": selection.chosen, "validation": None,
+               "test": refit["test"] if len(selection.runs) == 1 else selection.test,
+               "total_seconds": round(60 * selection.minutes, 3),
+               "selection": {key: value for key, value in selection.__dict__.items() if key != "text"},
+               "ft_cv_seconds": round(60 * ft_cv, 3) if ft_cv else None}
+    atomic_write_json(folder / "metrics.json", metrics)
+    return metrics
 
 
 def write_results(rows: list[dict[str, Any]], output: Path) -> None:
@@ -230,20 +304,214 @@ def write_results(rows: list[dict[str, Any]], output: Path) -> None:
     frame.to_csv(output / "results.csv", index=False, float_format="%.6g")
 
 
-def _fmt_paired(result: Any) -> str:
+SPLIT_PARTS = ("train", "validation", "test")
+
+
+def split_designs(grid: dict[str, Any], runs: Path | None = None) -> dict[str, dict[str, Any]]:
+    """How each cell's splits relate, read from its runs' split.json files (``runs``: the published runs by
+    default), and the paired test that follows for its test and validation comparisons (issue 29).
+
+    Per cell: ``splits`` (how many split ids have a split.json), ``sizes`` (mean rows per part), ``shared`` (per
+    part, the mean share of a split's rows that another split's same part also has), ``train_in_test`` (the mean
+    share of a split's test rows that another split trains on), ``same_pool`` (every split partitions the same
+    rows), ``disagree`` (split ids whose methods' split.json files differ: a bug if any), and per evaluated part
+    ``ratio`` (the corrected t-test's test/train ratio; None: the plain paired t-test) and ``why``.
+
+    The rule: the same rows on every split need no correction (the differences are independent given the rows
+    scored); splits that reshuffle one pool take Nadeau & Bengio's ratio n_eval / n_train (also when their scored
+    rows are disjoint, as k folds are: their training rows still overlap); disjoint scored rows drawn from a larger
+    set need none; rows drawn
+    per split from a larger file, a share f of them common to two splits, take f / (1 - f), the same correction
+    with the overlap measured instead of derived (for one pool of n_train + n_eval rows, f = n_eval / (n_train +
+    n_eval) and f / (1 - f) = n_eval / n_train).
+    """
+    import itertools
+
+    runs = PUBLISHED if runs is None else runs
+    designs = {}
+    for cell in grid["cells"]:
+        by_split: dict[int, dict[str, frozenset[str]]] = {}
+        disagree = set()
+        for file in sorted((runs / cell).glob("*/seed-*/split.json")):
+            ids = json.loads(file.read_text(encoding="utf-8")).get("ids")
+            if not ids:
+                continue
+            split = int(file.parent.name.removeprefix("seed-"))
+            parts = {part: frozenset(ids.get(part, [])) for part in SPLIT_PARTS}
+            if by_split.setdefault(split, parts) != parts:
+                disagree.add(split)
+        splits = [by_split[s] for s in sorted(by_split)]
+        pairs = list(itertools.permutations(splits, 2))
+        share = lambda a, b: len(a & b) / len(a) if a else 0.0  # noqa: E731
+        design = {"splits": len(splits), "disagree": sorted(disagree), "ratio": {}, "why": {},
+                  "sizes": {p: statistics.fmean(len(s[p]) for s in splits) if splits else 0.0 for p in SPLIT_PARTS},
+                  "shared": {p: statistics.fmean(share(a[p], b[p]) for a, b in pairs) if pairs else None
+                             for p in SPLIT_PARTS},
+                  "train_in_test": statistics.fmean(share(b["test"], a["train"]) for a, b in pairs) if pairs else None,
+                  "same_pool": len({frozenset().union(*s.values()) for s in splits}) == 1 if pairs else False}
+        for part in ("validation", "test"):
+            rows = design["sizes"][part]
+            if not pairs:
+                ratio, why = None, "paired t (fewer than 2 splits with a split.json: overlap not measured)"
+            elif len({s[part] for s in splits}) == 1:
+                ratio, why = None, f"paired t: the same {rows:.0f} {part} rows on every split"
+            elif design["same_pool"]:  # even with disjoint test rows (k folds): the training rows overlap
+                pool = len(frozenset().union(*splits[0].values()))
+                ratio = rows / design["sizes"]["train"]
+                why = (f"corrected t, ratio {rows:.0f}/{design['sizes']['train']:.0f} = {ratio:.3f}: every split "
+                       f"reshuffles the same {pool} rows")
+            elif design["shared"][part] == 0:
+                ratio, why = None, f"paired t: disjoint {part} rows"
+            else:
+                f = design["shared"][part]
+                ratio = f / (1 - f)
+                why = (f"corrected t, ratio f/(1−f) = {ratio:.3f}: {part} rows drawn per split from a larger file, "
+                       f"f = {100 * f:.1f} % of them common to two splits")
+            design["ratio"][part], design["why"][part] = ratio, why
+        designs[cell] = design
+    return designs
+
+
+def _design_section(designs: dict[str, dict[str, Any]], families: list[tuple[str, int]]) -> list[str]:
+    """summary.md's account of the paired test each cell gets (from split_designs) and of the tests run."""
+    pct = lambda v: "–" if v is None else f"{100 * v:.1f} %"  # noqa: E731
+    out = ["## Which paired test, and how many", "",
+           "The splits of a cell, read from its runs' split.json files (every method of a split has the same rows); "
+           "shares are means over every two splits of the cell:", "",
+           "| cell | splits | rows per split: train / validation / test | test rows another split also tests on "
+           "| train rows another split also trains on | test rows another split trains on | test p from "
+           "| validation p from |", "|---|---|---|---|---|---|---|---|"]
+    for cell, d in designs.items():
+        sizes = " / ".join(f"{d['sizes'][p]:.0f}" for p in SPLIT_PARTS)
+        same = d["ratio"]["test"] is not None and d["ratio"]["validation"] == d["ratio"]["test"]
+        out.append(f"| {cell} | {d['splits']} | {sizes} | {pct(d['shared']['test'])} | {pct(d['shared']['train'])} "
+                   f"| {pct(d['train_in_test'])} | {d['why']['test']} "
+                   f"| {'as test' if same else d['why']['validation']} |")
+        if d["disagree"]:
+            out.append(f"| {cell} | **methods disagree on the rows of split(s) {d['disagree']}** | | | | | | |")
+    counts = ", ".join(f"{name} {n}" for name, n in families)
+    out += ["", "Where every split scores the same rows (or disjoint rows drawn from a larger set), the splits' "
+            "differences are independent given those rows and the paired t-test reads them: its p says how often "
+            "training draws alone would put the methods this far apart on those rows. Where splits reshuffle one "
+            "pool, a row trains in one split and is scored in another, the differences are positively correlated and "
+            "the paired t-test's p-values are too small: the corrected resampled t-test (Nadeau & Bengio 2003, "
+            "\"Inference for the Generalization Error\") divides the mean difference by sqrt((1/n + ratio) s²) "
+            "instead of sqrt(s²/n), on n − 1 degrees of freedom, with ratio = n_test / n_train. That ratio is ρ₀/(1 − "
+            "ρ₀) for ρ₀ = n_test/(n_train + n_test), the share of test rows two splits of one pool have in common; "
+            "where the test rows are drawn per split from a larger test file (and the training rows from a separate "
+            "train file) that share is measured, f, and the ratio is f/(1 − f). The Wilcoxon signed-rank test assumes "
+            "independent differences as the t-test does, and no test here is run on fewer than 3 pairs (\"n < 3\" "
+            "below: one degree of freedom, and a Wilcoxon p of at least 0.5).", "",
+            "Beside each p is Holm's step-down adjusted p (Holm 1979), within its family: a cell's main table (its "
+            "vs-ft and vs-setfit columns and its phasefit-auto line; ft − setfit and setfit − ft are one test), "
+            "the paper-protocol table, and the variants table (validation and test columns together). A "
+            "difference is beyond split noise at a 5 % family-wise error rate where Holm's p is at most 0.05. "
+            f"Tests run: {sum(n for _, n in families)} in all ({counts}); comparisons with fewer than 3 pairs, or "
+            "with the same difference on every split (\"p –\"), run none.", ""]
+    return out
+
+
+class _Family:
+    """Paired comparisons that Holm's correction runs over together: add each one (a comparison added again under
+    the same key, e.g. ft − setfit and setfit − ft, is one test), then format them once every p is known."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._entries: list[tuple[Any, int | None]] = []  # (Paired or None, index into _ps)
+        self._ps: list[float] = []
+        self._keys: dict[Any, int] = {}
+
+    def add(self, result: Any, key: Any = None) -> int:
+        """Adds a comparison (a stats.Paired or None); returns its index in ``formatted()``."""
+        test = None
+        if result is not None and result.p is not None:
+            test = self._keys.get(key) if key is not None else None
+            if test is None:
+                self._ps.append(result.p)
+                test = len(self._ps) - 1
+                if key is not None:
+                    self._keys[key] = test
+        self._entries.append((result, test))
+        return len(self._entries) - 1
+
+    @property
+    def tests(self) -> int:
+        return len(self._ps)
+
+    def formatted(self) -> list[str]:
+        from phasefit.experiments.stats import holm
+
+        adjusted = holm(self._ps)
+        return [_fmt_paired(result, None if test is None else adjusted[test]) for result, test in self._entries]
+
+
+def _fmt_paired(result: Any, holm_p: float | None = None) -> str:
+    """``+2.7 (n=10, p 0.004, Holm 0.050)``: the mean difference, its pairs, the p of the cell's test (plain or
+    corrected t) and, in a family, Holm's adjusted p; "n < 3" where too few pairs ran a test."""
+    from phasefit.experiments.stats import MIN_PAIRS, format_p
+
     if result is None:
         return "–"
-    pt = "–" if result.p_ttest is None else f"{result.p_ttest:.3f}"
-    pw = "–" if result.p_wilcoxon is None else f"{result.p_wilcoxon:.3f}"
-    return f"{result.mean:+.1f} (n={result.n}, t {pt}, W {pw})"
+    if result.n < MIN_PAIRS:
+        return f"{result.mean:+.1f} (n={result.n}, no p: {format_p(result.p, result.n)})"
+    holm = "" if holm_p is None else f", Holm {holm_p:.3f}"
+    return f"{result.mean:+.1f} (n={result.n}, p {format_p(result.p, result.n)}{holm})"
 
 
-def summary(grid: dict[str, Any], rows: list[dict[str, Any]], command: str) -> str:
+# What a user would pick instead of phasefit (setfit-body-ft, SetFit's body under phasefit's ft, is a diagnostic)
+AUTO_PEERS = ("setfit-default", "setfit-tuned", "fastfit", "probe", "setfit")
+AUTO_COST_GOAL = 5  # phasefit-auto's goal: at most 5x the minutes of one ft cross-validation
+
+
+def _auto_line(auto: list[dict[str, Any]], acc: Any, family: Any, ratio: float | None) -> tuple[str, list[Any]]:
+    """phasefit-auto against its goal on the splits it ran: a mean at least always-ft's and the best peer's, at
+    no more than :data:`AUTO_COST_GOAL` times one ft cross-validation's minutes. A template (``{}``: the paired
+    tests' texts, once Holm has adjusted the cell's family) and the tests it holds."""
+    from phasefit.experiments.stats import paired
+
+    chosen = ", ".join(f"{m} ×{n}" for m, n in sorted(
+        {r["chosen"]: sum(x["chosen"] == r["chosen"] for x in auto) for r in auto}.items()))
+    splits = set(acc(AUTO))
+    mine = statistics.fmean(100 * v for v in acc(AUTO).values())
+    line = f"phasefit-auto (`phasefit select`, 5-fold CV, refit on the pool): {mine:.1f} % mean test accuracy on " \
+           f"{len(auto)} split(s) (chose {chosen})"
+    tests, short = [], []
+    for label, method in (("always-ft", "ft"), ("best peer", None)):
+        if method is None:
+            peers = {m: statistics.fmean(100 * v for s, v in acc(m).items() if s in splits)
+                     for m in AUTO_PEERS if splits <= acc(m).keys()}
+            if not peers:
+                continue
+            method = max(peers, key=peers.get)
+        if not splits <= acc(method).keys():
+            continue
+        theirs = statistics.fmean(100 * v for s, v in acc(method).items() if s in splits)
+        tests.append(family.add(paired(acc(AUTO), acc(method), scale=100, test_train_ratio=ratio),
+                                frozenset({AUTO, method})))
+        line += f"; {label} {method} {theirs:.1f} % (auto − {method}: {{}})"
+        if mine < theirs - 1e-9:
+            short.append(f"{mine - theirs:+.1f} points vs {method}")
+    costs = [r["total_seconds"] / r["ft_cv_seconds"] for r in auto if r.get("ft_cv_seconds")]
+    if costs:
+        cost = statistics.median(costs)
+        line += f"; cost {cost:.1f}× one ft cross-validation (median over splits)"
+        if cost > AUTO_COST_GOAL:
+            short.append(f"cost {cost:.1f}× > {AUTO_COST_GOAL}×")
+    line += ". Goal: " + ("met" if not short else "short by " + "; ".join(short))
+    return line.replace("{", "{{").replace("}", "}}").replace("{{}}", "{}"), tests
+
+
+def summary(grid: dict[str, Any], rows: list[dict[str, Any]], command: str,
+            designs: dict[str, dict[str, Any]] | None = None) -> str:
+    """summary.md; ``designs`` (split_designs' answer) say which paired test each cell gets, read from the
+    published split.json files by default."""
     from phasefit.experiments.grid import group_rows
     from phasefit.experiments.stats import paired
 
+    designs = split_designs(grid) if designs is None else designs
+
     planned = sum(len(seeds) for cell in grid["cells"] for _, seeds in cell_methods(grid, cell))
-    finished = sum(1 for r in rows if r["method"] != AUTO)
+    finished = sum(1 for r in rows if r["method"] != HOLDOUT_AUTO)  # derived rows, not runs
     status = ("Complete: every planned run finished." if finished == planned else
               f"**Partial: {finished} of {planned} planned runs have finished**; the benchmark is resumable and "
               "still to be completed. Cells and methods without rows below have not run yet.")
@@ -252,25 +520,31 @@ def summary(grid: dict[str, Any], rows: list[dict[str, Any]], command: str) -> s
              *[f"Note: {note}" for note in grid.get("notes", [])], "",
              "Scores are test accuracy / macro-F1 in % (mean ± sample std over the splits; a cell's split id is "
              "its seed, and every method of a cell is scored on the same rows). Paired differences are in "
-             "accuracy points over the splits both methods ran, with the paired t-test (t) and Wilcoxon "
-             "signed-rank (W) p-values. Model selection (early stopping, phasefit-auto) used validation only. "
+             "accuracy points over the splits both methods ran, with the p-value of the paired test the cell's "
+             "splits call for and Holm's adjusted p within its table (\"Which paired test, and how many\" below; "
+             "\"p –\": the same difference on every split). Model selection (early stopping, phasefit-auto) used "
+             "validation only. "
              "A run's minutes include the phases it took from the phase cache at their original cost, so "
              "phasefit-auto's minutes (the sum of its candidates') count a DAE shared by 3phase and 3phase-setfit "
              "twice: what a user running the candidates without the cache would pay. Minutes per run are medians "
              "over the splits: a run that shared the cores with other work (its phases' examples/s in metrics.json "
              "show it) moves a median less than a mean.", ""]
     by_method = group_rows(rows, "cell", "method")
+    body, families = [], []
     for cell in grid["cells"]:
         cell_rows = [r for r in rows if r["cell"] == cell]
         if not cell_rows:
             continue
         sizes = cell_rows[0]
-        lines += [f"## {cell}", "",
-                  f"train {sizes['train_size']}, validation {sizes['validation_size']}, test {sizes['test_size']} "
-                  f"examples per split; data `{grid['cells'][cell]['data']}`", "",
-                  "| method | splits | test accuracy | test macro-F1 | minutes / run (median) | vs ft (acc. points) "
-                  "| vs setfit (acc. points) |", "|---|---|---|---|---|---|---|"]
-        order = [m for m, _ in cell_methods(grid, cell)] + [AUTO]
+        ratio = designs[cell]["ratio"]["test"] if cell in designs else None
+        test = "paired t-test" if ratio is None else f"corrected resampled t-test (ratio {ratio:.3f})"
+        family, entries = _Family(cell), []
+        body += [f"## {cell}", "",
+                 f"train {sizes['train_size']}, validation {sizes['validation_size']}, test {sizes['test_size']} "
+                 f"examples per split; data `{grid['cells'][cell]['data']}`; p: {test}", "",
+                 "| method | splits | test accuracy | test macro-F1 | minutes / run (median) | vs ft (acc. points) "
+                 "| vs setfit (acc. points) |", "|---|---|---|---|---|---|---|"]
+        order = list(dict.fromkeys([m for m, _ in cell_methods(grid, cell)] + [AUTO, HOLDOUT_AUTO]))
         acc = lambda method: {r["split"]: r["test_accuracy"] for r in by_method.get((cell, method), [])}  # noqa: E731
         means = {}
         for method in order:
@@ -283,69 +557,80 @@ def summary(grid: dict[str, Any], rows: list[dict[str, Any]], command: str) -> s
             means[method] = statistics.fmean(a)
             spread = lambda v: f"{statistics.fmean(v):.1f}" + (  # noqa: E731
                 f" ± {statistics.stdev(v):.1f}" if len(v) > 1 else "")
-            vs_ft = paired(acc(method), acc("ft"), scale=100) if method != "ft" else None
-            vs_sf = paired(acc(method), acc("setfit"), scale=100) if method != "setfit" else None
-            lines.append(f"| {method} | {len(members)} | {spread(a)} "
-                         f"| {spread(f)} | {statistics.median(minutes):.2f} "
-                         f"| {_fmt_paired(vs_ft)} | {_fmt_paired(vs_sf)} |")
+            vs = {other: paired(acc(method), acc(other), scale=100, test_train_ratio=ratio)
+                  if method != other else None for other in ("ft", "setfit")}
+            entries.append((f"| {method} | {len(members)} | {spread(a)} | {spread(f)} "
+                            f"| {statistics.median(minutes):.2f} ",
+                            *(family.add(vs[other], frozenset({method, other})) for other in ("ft", "setfit"))))
+        auto_line, auto_tests = None, []
         auto = by_method.get((cell, AUTO), [])
         if auto:
-            chosen = ", ".join(f"{m} ×{n}" for m, n in sorted(
-                {r["chosen"]: sum(x["chosen"] == r["chosen"] for x in auto) for r in auto}.items()))
-            line = f"phasefit-auto: {means[AUTO]:.1f} % mean test accuracy on {len(auto)} splits (chose {chosen})"
-            # peers over auto's own splits (auto is scored only where every candidate ran), paired
-            splits = acc(AUTO).keys()
-            peers = {m: statistics.fmean(100 * v for s, v in acc(m).items() if s in splits)
-                     for m in PEERS if splits & acc(m).keys()}
-            if peers:
-                best = max(peers, key=peers.get)
-                line += (f"; best peer on those splits {best}: {peers[best]:.1f} % (auto − {best}: "
-                         f"{_fmt_paired(paired(acc(AUTO), acc(best), scale=100))})")
-            lines += ["", line]
-        lines.append("")
-    lines += _paper_protocol(grid, rows)
-    lines += ["## Departures from the papers: each fix or option against the alternative", "",
-              "Paired over the splits both ran (docs/method.md reads these); defaults are decided on validation.",
-              "", *variants_table(grid, rows), ""]
-    return "\n".join(lines)
+            auto_line, auto_tests = _auto_line(auto, acc, family, ratio)
+        texts = family.formatted()
+        body += [f"{prefix}| {texts[ft]} | {texts[sf]} |" for prefix, ft, sf in entries]
+        if auto_line:
+            body += ["", auto_line.format(*(texts[t] for t in auto_tests))]
+        body.append("")
+        families.append((cell, family.tests))
+    protocol, variants = _Family("paper protocol"), _Family("variants")
+    body += _paper_protocol(grid, rows, designs, protocol)
+    body += ["## Departures from the papers: each fix or option against the alternative", "",
+             "Paired over the splits both ran (docs/method.md reads these); defaults are decided on validation. "
+             "Validation and test columns are one family for Holm's correction.",
+             "", *variants_table(grid, rows, designs, variants), ""]
+    families += [(protocol.name, protocol.tests), (variants.name, variants.tests)]
+    return "\n".join(lines + _design_section(designs, families) + body)
 
 
 PROTOCOL_PAIRS = [("3phase", "joint"), ("joint", "ft"), ("3phase", "ft")]
 
 
-def paper_protocol_table(grid: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+def paper_protocol_table(grid: dict[str, Any], rows: list[dict[str, Any]],
+                         designs: dict[str, dict[str, Any]] | None = None, family: _Family | None = None) -> list[str]:
     """Does paper 000's ordering 3-Phase > Joint > FT hold under its own protocol (head on a frozen encoder,
-    paper-*), and under phasefit's (the encoder fine-tuned in FT)?"""
+    paper-*), and under phasefit's (the encoder fine-tuned in FT)? Every comparison is one Holm family
+    (``family``, a new one if not given: the caller reads its test count); ``designs`` as in ``summary``."""
     from phasefit.experiments.grid import group_rows
     from phasefit.experiments.stats import paired
 
+    designs = split_designs(grid) if designs is None else designs
+    family = _Family("paper protocol") if family is None else family
     by_method = group_rows(rows, "cell", "method")
     acc = lambda cell, method: {r["split"]: r["test_accuracy"] for r in by_method.get((cell, method), [])}  # noqa: E731
     out = ["| cell | comparison | paper protocol (frozen-encoder FT) | phasefit protocol (encoder fine-tuned) |",
            "|---|---|---|---|"]
+    entries = []
     for cell in grid["cells"]:
+        ratio = designs[cell]["ratio"]["test"] if cell in designs else None
         for a, b in PROTOCOL_PAIRS:
-            paper = paired(acc(cell, f"paper-{a}"), acc(cell, f"paper-{b}"), scale=100)
-            ours = paired(acc(cell, a), acc(cell, b), scale=100)
+            paper = paired(acc(cell, f"paper-{a}"), acc(cell, f"paper-{b}"), scale=100, test_train_ratio=ratio)
+            ours = paired(acc(cell, a), acc(cell, b), scale=100, test_train_ratio=ratio)
             if paper is None and ours is None:
                 continue
-            out.append(f"| {cell} | {a} − {b} | {_fmt_paired(paper)} | {_fmt_paired(ours)} |")
-    return out
+            entries.append((f"| {cell} | {a} − {b} ", family.add(paper), family.add(ours)))
+    texts = family.formatted()
+    return out + [f"{prefix}| {texts[paper]} | {texts[ours]} |" for prefix, paper, ours in entries]
 
 
-def variants_table(grid: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+def variants_table(grid: dict[str, Any], rows: list[dict[str, Any]],
+                   designs: dict[str, dict[str, Any]] | None = None, family: _Family | None = None) -> list[str]:
     """Each section-3 variant against its recipe, paired over the splits both ran, on validation (what a default
-    may be chosen by) and on test (what it is worth)."""
+    may be chosen by) and on test (what it is worth). Both columns are one Holm family (``family``, a new one if
+    not given); ``designs`` as in ``summary``, each column with its own part's test."""
     from phasefit.experiments.grid import group_rows
     from phasefit.experiments.stats import paired
 
+    designs = split_designs(grid) if designs is None else designs
+    family = _Family("variants") if family is None else family
     by_method = group_rows(rows, "cell", "method")
     pairs = [(name, spec.get("vs", spec["recipe"])) for name, spec in grid.get("variants", {}).items()
              if spec.get("vs", spec["recipe"]) != name]  # a recipe's own settings over the grid's: no comparison
     pairs.append(("3phase-setfit", "3phase"))
     out = ["| cell | variant | vs | validation acc. (points) | test acc. (points) | minutes / run, median (variant, base) |",
            "|---|---|---|---|---|---|"]
+    entries = []
     for cell in grid["cells"]:
+        ratio = designs[cell]["ratio"] if cell in designs else {}
         for variant, base in pairs:
             a, b = by_method.get((cell, variant), []), by_method.get((cell, base), [])
             if not a or not b:
@@ -354,20 +639,25 @@ def variants_table(grid: dict[str, Any], rows: list[dict[str, Any]]) -> list[str
             if not shared:
                 continue
             score = lambda members, key: {r["split"]: r[key] for r in members}  # noqa: E731
-            val = paired(score(a, "validation_accuracy"), score(b, "validation_accuracy"), scale=100)
-            test = paired(score(a, "test_accuracy"), score(b, "test_accuracy"), scale=100)
+            val = paired(score(a, "validation_accuracy"), score(b, "validation_accuracy"), scale=100,
+                         test_train_ratio=ratio.get("validation"))
+            test = paired(score(a, "test_accuracy"), score(b, "test_accuracy"), scale=100,
+                          test_train_ratio=ratio.get("test"))
             minutes = lambda members: statistics.median(r["total_seconds"] / 60 for r in members  # noqa: E731
                                                        if r["split"] in shared)
-            out.append(f"| {cell} | {variant} | {base} | {_fmt_paired(val)} | {_fmt_paired(test)} "
-                       f"| {minutes(a):.2f}, {minutes(b):.2f} |")
-    return out
+            entries.append((f"| {cell} | {variant} | {base} ", family.add(val), family.add(test),
+                            f"| {minutes(a):.2f}, {minutes(b):.2f} |"))
+    texts = family.formatted()
+    return out + [f"{prefix}| {texts[val]} | {texts[test]} {suffix}" for prefix, val, test, suffix in entries]
 
 
-def _paper_protocol(grid: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+def _paper_protocol(grid: dict[str, Any], rows: list[dict[str, Any]], designs: dict[str, dict[str, Any]],
+                    family: _Family) -> list[str]:
     return ["## Paper 000's protocol, reproduced", "",
             "Paper 000's code trained FT's head on a frozen encoder (paper-ft, paper-joint, paper-3phase: one "
             "learning rate, Table 5's settings); phasefit's ft fine-tunes the encoder. Paired test-accuracy "
-            "differences in points (positive = the first recipe wins):", "", *paper_protocol_table(grid, rows), ""]
+            "differences in points (positive = the first recipe wins); both columns are one Holm family:", "",
+            *paper_protocol_table(grid, rows, designs, family), ""]
 
 
 def _environment() -> str:
@@ -450,7 +740,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.summary_only:
         for cell, method, seeds in plan(grid, cells, args.methods, args.seeds):
             print(f"[{datetime.now():%H:%M:%S}] {cell} / {method} x {len(seeds)} splits", flush=True)
-            if method in PEERS:
+            if method == AUTO:
+                for seed in seeds:
+                    metrics = run_auto(grid, cell, seed, output)
+                    print(f"  {cell}/{AUTO}/seed-{seed}: chose {metrics['chosen']} "
+                          f"({metrics['total_seconds'] / 60:.1f} min)", flush=True)
+            elif method in PEERS:
                 for seed in seeds:
                     metrics = run_peer(method, grid, cell, seed, output)
                     print(f"  {cell}/{method}/seed-{seed}: validation {metrics['validation']['macro_f1']:.4f}"

@@ -198,7 +198,11 @@ def recommend(rows: Sequence[dict[str, Any]], *, metric: str = "macro_f1", basel
 
 
 def _p(result: Paired) -> str:
-    return "n < 3" if result.n < 3 or result.p_ttest is None else f"p {result.p_ttest:.3f}"
+    if result.n < 3:
+        return "n < 3"
+    if result.p is None:
+        return "same difference on every pair"
+    return f"{'corrected ' if result.test_train_ratio is not None else ''}p {result.p:.3f}"
 
 
 def format_recommendation(rec: Recommendation) -> str:
@@ -519,7 +523,8 @@ def format_cross_validation(results: dict[str, FoldScores], candidates: list[str
         c = results[recipe]
         gap = "–"
         if recipe != best.recipe:
-            diff = paired(c.scores, best.scores)
+            # folds share training rows: the Nadeau-Bengio correction, with held-out/training = 1/(K-1)
+            diff = paired(c.scores, best.scores, test_train_ratio=1 / (folds - 1))
             gap = f"{diff.mean:+.2f} ({_p(diff)})"
         state = f"{len(c.scores)}" + (" (stopped: clearly behind)" if c.stopped_after else "")
         lines.append(f"| {recipe} | {state} | {c.mean:.2f} ± {c.standard_error:.2f} | {c.typical_minutes:.2f} | {gap} |")
