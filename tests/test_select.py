@@ -245,3 +245,35 @@ def test_held_out_select_uses_one_split_for_every_seed(tiny_model_dir: Path, toy
     refit = json.loads((out / "selection.json").read_text())["runs"][0]
     sizes = json.loads((out / refit / "metrics.json").read_text())["sizes"]
     assert sizes["train"] == len(zero["train"]) + len(zero["validation"])
+
+
+def test_ensemble_is_scored_fold_by_fold_from_the_saved_probabilities(tmp_path: Path) -> None:
+    import numpy as np
+
+    from phasefit.experiments.select import PREDICTIONS_FILE, cross_validated_ensemble
+
+    gold = np.array([0, 1, 1, 0])
+    # a: right on rows 0-2 (sure of row 3's wrong class); b: right on rows 0, 1, 3, sure of row 2's wrong class
+    a = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.45, 0.55]], dtype=np.float32)
+    b = np.array([[0.8, 0.2], [0.3, 0.7], [0.9, 0.1], [0.9, 0.1]], dtype=np.float32)
+    for recipe, proba in (("a", a), ("b", b)):
+        for fold in range(2):
+            (tmp_path / recipe / f"fold-{fold}").mkdir(parents=True)
+            np.savez(tmp_path / recipe / f"fold-{fold}" / PREDICTIONS_FILE, proba=proba, gold=gold)
+    scores = cross_validated_ensemble(["a", "b"], tmp_path, 2, "accuracy")
+    # averaged: row 2 -> [0.65, 0.35] (wrong), row 3 -> [0.675, 0.325] (right): 3 of 4
+    assert scores.scores == {0: 75.0, 1: 75.0}
+    (tmp_path / "b" / "fold-1" / PREDICTIONS_FILE).unlink()
+    assert cross_validated_ensemble(["a", "b"], tmp_path, 2, "accuracy") is None  # a fold without predictions
+
+
+def test_python_select_returns_the_refit_model(tiny_model_dir: Path, toy_data_dir_module: Path,
+                                               tmp_path: Path) -> None:
+    import phasefit
+
+    model = phasefit.select(toy_data_dir_module, output=tmp_path / "sel", recipes=["ft-frozen"], cv=2,
+                            model=str(tiny_model_dir), ft={"epochs": 2, "batch_size": 8, "max_steps": 2},
+                            data_config={"max_length": 32}, progress=False)
+    assert model.selection.chosen == "ft-frozen" and model.selection.mode == "cv"
+    assert model.predict("play some jazz songs") in model.label_names
+    assert set(model.selection.details["fold_scores"]["ft-frozen"]) == {0, 1}

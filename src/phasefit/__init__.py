@@ -4,6 +4,7 @@
     clf = phasefit.train("3phase", data=df, output="runs/x", ft={"epochs": 10})
     clf.predict("book a table")                      # one label for one string, a list for a list
     clf = phasefit.PhaseFitClassifier.from_pretrained("runs/x")
+    model = phasefit.select("my_data/", output="runs/select")   # cross-validated choice, refit on all labels
 
 Names load on first use, so ``import phasefit`` (and the ``phasefit`` command) does not import torch.
 """
@@ -18,6 +19,7 @@ __version__ = "0.1.0"  # the same as pyproject.toml's (tests/test_api.py checks)
 _EXPORTS = {
     "train": "phasefit.api",
     "recipes": "phasefit.api",
+    "select": "phasefit.api",
     "PhaseFitClassifier": "phasefit.models.classifier",
     "RunConfig": "phasefit.config",
     "build_config": "phasefit.config",

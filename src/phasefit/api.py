@@ -8,6 +8,7 @@ pydantic models, with the same messages, as ``--set`` (``ft={"epochs": 10}`` is 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -121,3 +122,38 @@ def recipes() -> dict[str, str]:
     from phasefit.recipes import RECIPE_HELP, RECIPES
 
     return {name: RECIPE_HELP.get(name, "") for name in RECIPES}
+
+
+def select(
+    data: str | os.PathLike = "builtin:snips",
+    *,
+    output: str | os.PathLike,
+    recipes: Sequence[str] = ("auto",),
+    cv: int | None = None,
+    ensemble: bool = False,
+    seeds: Sequence[int] = (0,),
+    metric: str = "macro_f1",
+    overwrite: bool = False,
+    data_config: dict[str, Any] | None = None,
+    **settings: Any,
+) -> Any:
+    """Choose a recipe for ``data`` (a path, as ``phasefit select --data`` takes) by cross-validation over its
+    train + validation rows, refit the choice on all of them, and return that model (a classifier, or an ensemble
+    with ``--ensemble``); ``model.selection`` holds what was chosen, the fold scores and the final test score, and
+    ``output`` the runs and ``recommendation.md``. ``cv``, ``ensemble``, ``seeds``, ``metric``: as the command's
+    flags; ``data_config`` and ``**settings``: as :func:`train`'s.
+
+    Example:
+        >>> model = phasefit.select("my_data/", output="runs/select")  # doctest: +SKIP
+        >>> model.selection.chosen, model.predict("book a table for two")  # doctest: +SKIP
+    """
+    from phasefit.experiments.select import load_selection, select_recipe
+
+    if "model" in settings and isinstance(settings["model"], (str, os.PathLike)):
+        settings["model"] = {"name": str(settings["model"])}
+    settings = {**settings, "data": {**(data_config or {}), "path": os.fspath(data)}}
+    selection = select_recipe(list(recipes), list(seeds), Path(output), settings=settings, metric=metric, cv=cv,
+                              ensemble=ensemble, overwrite=overwrite)
+    model = load_selection(output)
+    model.selection = selection
+    return model

@@ -131,7 +131,11 @@ def check_cells(
     """
     keys = [cell.key for cell in cells]
     if len(set(keys)) != len(keys):
-        raise ValueError("grid cells must have distinct folders")
+        from collections import Counter
+
+        repeated = [f"{key} ({n}x)" for key, n in Counter(keys).items() if n > 1]
+        raise ConfigError(f"these runs would share a folder: {', '.join(repeated)}; give each seed and recipe once "
+                          "(a repeated --seeds or --recipes value, or two grid cells with the same name)")
     # Resolve every config first: a typo in cell 40 fails now, not after 39 trainings.
     configs = [cell_config(cell, base_settings, config_file) for cell in cells]
     stale: dict[str, list[str]] = {}

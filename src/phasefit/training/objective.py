@@ -95,7 +95,10 @@ def train_objective(
 ) -> dict[str, Any]:
     """Train an objective with the Trainer for ``cfg.epochs`` (no evaluation: these phases shape the encoder)."""
     if not items:
-        raise ValueError(f"phase {phase}: nothing to train on (0 examples)")
+        from phasefit.data.errors import DataError
+
+        raise DataError(f"phase {phase}: nothing to train on (0 examples); give it training texts (every class of "
+                        f"the training split needs 2 or more examples for pairs), or drop {phase} from phases")
     groups = parameter_groups(objective, None, lr=cfg.lr, head_lr=cfg.lr, weight_decay=cfg.weight_decay,
                               layer_decay=cfg.layer_decay)
     optimizer = make_optimizer(groups, cfg, fused=ctx.config.trainer.fused_optimizer)
