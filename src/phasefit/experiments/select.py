@@ -44,9 +44,10 @@ from phasefit.pipeline import SELECTION_FILE
 # minutes are known). The quality benchmark found the staged recipes (3phase, 3phase-setfit) behind plain ft on
 # every cell at 3-15x its cost: they are candidates on request (`--recipes auto 3phase`), not by default.
 AUTO_CANDIDATES = ["ft-frozen", "ft", "ft-balanced", "scl"]
-# Cross-validation is the default up to this many labelled rows (train + validation). At 25 % validation a pool of
-# 2,000 rows holds out 500; the standard error of an accuracy near 85 % on 500 rows is 1.6 points, about the gaps
-# the quality benchmark measured between ft, scl and ft-balanced: below it, a held-out ranking is mostly noise.
+# Cross-validation is the default up to this many labelled rows (train + validation). Measured: a held-out ranking
+# of ft-frozen / ft / scl / 3phase lost 0.6-2.1 test points against the best of them on every quality-benchmark
+# cell (66-300 validation rows; benchmarks/quality/holdout_regret.py). Beyond that, calculated: at 25 % validation
+# 2,000 rows hold out 500, where an accuracy near 85 % still has a standard error of 1.6 points.
 CV_MAX_POOL = 2000
 DEFAULT_FOLDS = 5
 
