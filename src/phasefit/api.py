@@ -131,7 +131,7 @@ def select(
     recipes: Sequence[str] = ("auto",),
     cv: int | None = None,
     ensemble: bool = False,
-    seeds: Sequence[int] = (0,),
+    seeds: Sequence[int] | None = None,
     metric: str = "macro_f1",
     overwrite: bool = False,
     data_config: dict[str, Any] | None = None,
@@ -152,7 +152,7 @@ def select(
     if "model" in settings and isinstance(settings["model"], (str, os.PathLike)):
         settings["model"] = {"name": str(settings["model"])}
     settings = {**settings, "data": {**(data_config or {}), "path": os.fspath(data)}}
-    selection = select_recipe(list(recipes), list(seeds), Path(output), settings=settings, metric=metric, cv=cv,
+    selection = select_recipe(list(recipes), seeds, Path(output), settings=settings, metric=metric, cv=cv,
                               ensemble=ensemble, overwrite=overwrite)
     model = load_selection(output)
     model.selection = selection

@@ -33,14 +33,13 @@ def _cmd_select(args: argparse.Namespace) -> int:
     from phasefit.experiments.select import select_recipe
 
     output = Path(args.output)
-    seeds = args.seeds or ([0] if args.cv not in (0,) else [0, 1, 2])
     how = "held-out validation" if args.cv == 0 else f"{args.cv or 'auto'}-fold cross-validation"
     print(f"phasefit select: {' '.join(args.recipes)} on {args.data} by {how} ({args.metric}) -> {output}")
 
     def progress(p) -> None:  # noqa: ANN001 - test scores are not shown while choosing
         _print_progress(p, show_test=False)
 
-    selection = select_recipe(args.recipes, seeds, output, settings=_settings(args), metric=args.metric,
+    selection = select_recipe(args.recipes, args.seeds, output, settings=_settings(args), metric=args.metric,
                               cv=args.cv, ensemble=args.ensemble, on_progress=progress, overwrite=args.overwrite)
     print("\n" + selection.text)
     print(f"\nrecommendation: {output / 'recommendation.md'}\nmodel: "

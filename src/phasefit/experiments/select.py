@@ -275,7 +275,8 @@ def candidate_names(recipes: Sequence[str]) -> list[str]:
     return names
 
 
-def select_recipe(recipes: Sequence[str], seeds: Sequence[int], output: Any, *, settings: dict[str, Any] | None = None,
+def select_recipe(recipes: Sequence[str], seeds: Sequence[int] | None, output: Any, *,
+                  settings: dict[str, Any] | None = None,
                   metric: str = "macro_f1", baseline: str = "ft", cv: int | None = None, ensemble: bool = False,
                   on_progress: Any = None, overwrite: bool = False) -> Selection:
     """Choose among ``recipes`` (``auto``: :data:`AUTO_CANDIDATES`) on labelled rows only, refit the choice on the
@@ -283,14 +284,16 @@ def select_recipe(recipes: Sequence[str], seeds: Sequence[int], output: Any, *, 
 
     ``cv``: folds of cross-validation (None: :data:`DEFAULT_FOLDS` when the pool has at most :data:`CV_MAX_POOL`
     rows, else held-out validation; 0: held-out validation). Cross-validation trains with the first seed; held-out
-    validation with every seed, on one split. ``ensemble``: also try the top candidates' averaged probabilities.
+    validation with every seed, on one split (``seeds`` None: [0] for cross-validation, [0, 1, 2] held out).
+    ``ensemble``: also try the top candidates' averaged probabilities.
     """
     from phasefit.experiments.grid import with_phase_cache
     from phasefit.recipes import merge_settings
 
     output = Path(output)
     candidates = candidate_names(recipes)
-    seeds = list(seeds)
+    given = seeds is not None
+    seeds = list(seeds) if given else [0]
     if not seeds or len(set(seeds)) != len(seeds):
         from phasefit.errors import ConfigError
 
@@ -303,6 +306,8 @@ def select_recipe(recipes: Sequence[str], seeds: Sequence[int], output: Any, *, 
         settings = merge_settings(settings, {"data.split_seed": split_seed})
     if cv is None:
         cv = DEFAULT_FOLDS if pool_size({**flat, "data.split_seed": split_seed}) <= CV_MAX_POOL else 0
+    if not cv and not given:
+        seeds = [*seeds, 1, 2]  # a held-out ranking needs seeds to average its noise over
     if cv == 1 or cv < 0:
         from phasefit.errors import ConfigError
 
