@@ -11,8 +11,9 @@ import pytest
 
 from phasefit.cli import main
 from phasefit.data.noise import word_noise
-from phasefit.experiments.grid import Cell, read_results, run_cells
+from phasefit.experiments.grid import Cell, run_cells
 from phasefit.recipes import settings_from_overrides
+from phasefit.results import read_results
 from tests.conftest import tiny_overrides
 
 FAST = ["ft.epochs=1", "ft.max_steps=2", "plots=false"]

@@ -11,7 +11,7 @@ import pytest
 from phasefit.cli import main
 from phasefit.experiments.select import (FoldScores, clearly_behind, one_standard_error_choice, recommend,
                                          refit_epochs)
-from phasefit.experiments.stats import paired
+from phasefit.evaluation.stats import paired
 from tests.conftest import tiny_overrides
 
 

@@ -1,4 +1,4 @@
-"""Paired comparisons (phasefit.experiments.stats): the p-values read the differences as the scores mean them, not
+"""Paired comparisons (phasefit.evaluation.stats): the p-values read the differences as the scores mean them, not
 their floating-point noise; the corrected resampled t-test and Holm's correction match hand computations; fewer
 than 3 pairs give no p-value."""
 
@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import t as student_t
 from scipy.stats import ttest_rel, wilcoxon
 
-from phasefit.experiments.stats import corrected_ttest, format_p, holm, paired
+from phasefit.evaluation.stats import corrected_ttest, format_p, holm, paired
 
 
 def test_differences_equal_on_paper_are_identical_differences() -> None:

@@ -13,7 +13,7 @@ import torch
 from phasefit.cli import main
 from phasefit.data import DataError, DatasetSplits, LabelledSplit, imbalance
 from phasefit.data.splits import imbalance_sizes
-from phasefit.experiments.grid import read_results
+from phasefit.results import read_results
 from tests.conftest import tiny_overrides
 
 FAST = ["ft.epochs=1", "ft.max_steps=2", "plots=false"]

@@ -22,7 +22,7 @@ _EXPORTS = {
     "select": "phasefit.api",
     "PhaseFitClassifier": "phasefit.models.classifier",
     "RunConfig": "phasefit.config",
-    "build_config": "phasefit.config",
+    "build_config": "phasefit.recipes",
     "RunResult": "phasefit.pipeline",
     "report": "phasefit.reporting.report",
     "PhasefitError": "phasefit.errors",

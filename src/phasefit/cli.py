@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from phasefit.cli_common import config_settings, format_run
+
 EXIT_USER_ERROR = 2
 
 
@@ -257,14 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in {"run", "train", "evaluate", "predict", "few-shot", "noise", "transfer", "experiment", "search",
                         "select", "study"}:
         _quiet_libraries()
-    from phasefit.cli_grids import (_cmd_experiment, _cmd_few_shot, _cmd_noise, _cmd_report, _cmd_run, _cmd_search,
-                                    _cmd_select, _cmd_study, _cmd_transfer)
+    from phasefit.cli_grids import COMMANDS as GRID_COMMANDS  # the commands of many runs: run, select, study, ...
 
-    handlers = {
-        "run": _cmd_run, "select": _cmd_select, "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
-        "experiment": _cmd_experiment, "report": _cmd_report, "few-shot": _cmd_few_shot, "noise": _cmd_noise,
-        "transfer": _cmd_transfer, "study": _cmd_study, "search": _cmd_search, "export": _cmd_export, "recipes": _cmd_recipes, "config": _cmd_config,
-    }
+    handlers = {"train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict, "export": _cmd_export,
+                "recipes": _cmd_recipes, "config": _cmd_config, **GRID_COMMANDS}
     errors = (PhasefitError, FileNotFoundError)
     try:
         return handlers[args.command](args)
@@ -302,49 +300,21 @@ def _quiet_libraries() -> None:
     hf_logging.set_verbosity_error()
 
 
-def _settings(args: argparse.Namespace) -> dict:
-    """The command line's config settings: its flags, then its ``--set`` items (parsed here, once)."""
-    from phasefit.recipes import merge_settings, settings_from_overrides
-
-    flags: dict = {}
-    if getattr(args, "data", None):
-        flags["data.path"] = args.data
-    if getattr(args, "model", None):
-        flags["model.name"] = args.model
-    if getattr(args, "seed", None) is not None:
-        flags["seed"] = args.seed
-    if getattr(args, "quiet", False):
-        flags["progress"] = False
-    return merge_settings(flags, settings_from_overrides(args.overrides))
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
     from phasefit.recipes import build_config
     from phasefit.pipeline import train
 
     from phasefit.recipes import merge_settings
 
-    settings = merge_settings(_settings(args), {"model.trust_remote_code": True} if args.trust_remote_code else {})
+    settings = merge_settings(config_settings(args),
+                              {"model.trust_remote_code": True} if args.trust_remote_code else {})
     config = build_config(args.recipe, args.config, settings=settings)
     result = train(config, args.output, overwrite=args.overwrite, resume=args.resume)
     if not result.metrics:  # another process of `accelerate launch`: the main one reports
         return 0
-    print(_format_run(result.metrics))
+    print(format_run(result.metrics))
     print(f"run directory: {result.run_dir}")
     return 0
-
-
-def _format_run(metrics: dict, *, show_test: bool = True) -> str:
-    test, val = metrics["test"], metrics["validation"]
-    lines = [f"recipe {metrics['recipe']}  seed {metrics['seed']}  ({metrics['total_seconds'] / 60:.1f} min)"]
-    for phase in metrics["phases"]:
-        knn = phase.get("validation_knn_accuracy")
-        lines.append(f"  phase {phase['name']:<6} {phase['seconds']:7.1f} s  {phase['examples_per_second'] or 0:7.1f} ex/s"
-                     f"  loss {phase.get('final_loss') or float('nan'):.4f}  val k-NN {knn if knn is not None else float('nan'):.3f}")
-    lines.append(f"  validation accuracy {val['accuracy']:.4f}  macro-F1 {val['macro_f1']:.4f}")
-    if show_test and test is not None:
-        lines.append(f"  test       accuracy {test['accuracy']:.4f}  macro-F1 {test['macro_f1']:.4f}")
-    return "\n".join(lines)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

@@ -18,15 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from phasefit.errors import ConfigError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def __getattr__(name: str) -> object:
-    """``phasefit.config.build_config`` keeps working for scripts written before it moved beside the recipes."""
-    if name == "build_config":
-        from phasefit.recipes import build_config
-
-        return build_config
-    raise AttributeError(f"module 'phasefit.config' has no attribute {name!r}")
+# The phases a run may list, each with its section below; phasefit.phases.PHASES maps them to their classes (a
+# test checks both name the same phases). Named here so that validating a config imports no phase code.
+PHASE_NAMES = ("dae", "mlm", "cl", "joint", "supcon", "simclr", "ft")
 
 
 class _Section(BaseModel):
@@ -325,13 +319,11 @@ class RunConfig(_Section):
 
     @model_validator(mode="after")
     def _phases_known(self) -> RunConfig:
-        from phasefit.phases import PHASES  # local: phases import config
-
         if len(set(self.phases)) != len(self.phases):
             raise ValueError(f"each phase may appear once, got phases={self.phases}")
-        unknown = [name for name in self.phases if name not in PHASES]
+        unknown = [name for name in self.phases if name not in PHASE_NAMES]
         if unknown:
-            raise ValueError(f"unknown phase(s) {unknown}; available: {sorted(PHASES)}")
+            raise ValueError(f"unknown phase(s) {unknown}; available: {sorted(PHASE_NAMES)}")
         if not self.phases or self.phases[-1] not in {"ft"}:
             raise ValueError(f"the last phase must train the classifier ('ft'), got phases={self.phases}")
         return self

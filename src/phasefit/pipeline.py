@@ -25,14 +25,14 @@ import numpy as np
 from phasefit.config import RunConfig, save_config
 from phasefit.io import atomic_write_json
 from phasefit.run_data import load_run_data, run_max_length, run_unlabelled
-from phasefit.run_directory import (STATE_DIR, RunDirectoryError, check_free_space, discard_replaced,
+from phasefit.run_directory import (PEER_FILE, STATE_DIR, RunDirectoryError, check_free_space, discard_replaced,
                                     has_content, prepare_output_dir, restore_replaced)
 
 if TYPE_CHECKING:
     from phasefit.data import DatasetSplits, LabelledSplit
     from phasefit.data.memory import InMemoryData
     from phasefit.models.classifier import PhaseFitClassifier
-    from phasefit.phases.base import PhaseContext
+    from phasefit.training.context import PhaseContext
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def train(config: RunConfig, output_dir: str | Path, *, overwrite: bool = False,
     from phasefit.config import ModelConfig
     from phasefit.models.encoder import load_encoder
     from phasefit.phases import get_phase
-    from phasefit.phases.base import PhaseContext
+    from phasefit.training.context import PhaseContext
     from phasefit.training.cost import CostMeter
 
     from phasefit.distributed import is_main_process, num_processes, wait_for_everyone
@@ -365,8 +365,6 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, PhaseFitClassifier]:
     output chose)."""
     from phasefit.config import read_yaml, validate_config
     from phasefit.models.classifier import PhaseFitClassifier
-
-    from phasefit.experiments.peers import PEER_FILE
 
     run_dir = selected_run(Path(run_dir))
     if (run_dir / PEER_FILE).is_file():

@@ -19,6 +19,7 @@ class RunDirectoryError(PhasefitError, ValueError):
 
 ERROR_LOG = "error.log"
 STATE_DIR = "state"
+PEER_FILE = "peer.json"  # in a peer's run directory: which peer, with which settings
 
 
 def has_content(folder: Path) -> bool:

@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from phasefit.experiments.grid import Cell, Progress, group_rows, run_cells
+from phasefit.experiments.grid import Cell, Progress, run_cells
 from phasefit.io import atomic_write_text
+from phasefit.results import group_rows
 
 DEFAULT_RUN_RECIPES = ["3phase", "ft"]
 

@@ -24,6 +24,8 @@ from typing import Any
 
 from phasefit.config import ConfigError
 from phasefit.io import atomic_write_text
+# group_rows and read_results are re-exported here for benchmarks/ (and scripts) written before they moved
+from phasefit.results import flatten_metrics, group_rows, read_results  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -48,34 +50,6 @@ class Progress:
     reused: bool
     seconds_left: float | None
     metrics: dict[str, Any]
-
-
-def flatten_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
-    """One flat row of a run's metrics: scores per split, total time, and per-phase cost and diagnostics."""
-    sizes = metrics.get("sizes", {})
-    row: dict[str, Any] = {"recipe": metrics["recipe"], "seed": metrics["seed"], "data": metrics.get("data"),
-                           "model": metrics.get("model"), "train_size": sizes.get("train"),
-                           "validation_size": sizes.get("validation"), "test_size": sizes.get("test")}
-    for split in ("validation", "test"):
-        scores = metrics.get(split) or {}  # test is None when the run did not score it (evaluate_test=false)
-        for key in ("accuracy", "macro_f1", "macro_precision", "macro_recall"):
-            row[f"{split}_{key}"] = scores.get(key)
-    imbalance = metrics.get("imbalance")
-    if imbalance and metrics.get("test"):  # the classes the down-sampling made rare: what the correction is for
-        per_class = metrics["test"].get("per_class", {})
-        recalls = [per_class[c]["recall"] for c in imbalance["rare_classes"]
-                   if c in per_class and per_class[c].get("support", 1) > 0]  # no test example: no recall
-        row["test_rare_class_recall"] = sum(recalls) / len(recalls) if recalls else None
-    row["total_seconds"] = metrics["total_seconds"]
-    initial = metrics.get("initial_embeddings") or {}
-    row["initial_validation_knn_accuracy"] = initial.get("validation_knn_accuracy")
-    row["phases"] = "+".join(p["name"] for p in metrics["phases"])
-    for phase in metrics["phases"]:
-        prefix = f"{phase['name']}_"
-        for key in ("seconds", "examples_per_second", "peak_memory_mb", "trainable_parameters", "final_loss",
-                    "validation_knn_accuracy", "validation_silhouette"):
-            row[prefix + key] = phase.get(key)
-    return row
 
 
 def cell_differences(config: Any, run_dir: Path, peer: tuple[str, dict[str, Any]] | None = None) -> list[str]:
@@ -310,18 +284,3 @@ def restore_cells(published: Path, output: Path) -> int:
         _copy_cell(cell, run)
         count += 1
     return count
-
-
-def group_rows(rows: Sequence[dict[str, Any]], *keys: str) -> dict[tuple, list[dict[str, Any]]]:
-    """Rows grouped by their values of ``keys``, groups in first-seen order."""
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(tuple(row.get(key) for key in keys), []).append(row)
-    return groups
-
-
-def read_results(output: Path) -> list[dict[str, Any]]:
-    path = Path(output) / "results.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: run `phasefit experiment` (or a protocol) into {output} first")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -25,7 +25,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from phasefit.errors import ConfigError, PhasefitError
-from phasefit.experiments.grid import Cell, Progress, check_cells, flatten_metrics, write_results
+from phasefit.experiments.grid import Cell, Progress, check_cells, write_results
+from phasefit.results import flatten_metrics
 
 logger = logging.getLogger(__name__)
 

@@ -53,8 +53,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from phasefit.run_directory import PEER_FILE
+
 PEERS = ("probe", "setfit", "setfit-default", "setfit-tuned", "fastfit")
-PEER_FILE = "peer.json"  # in a peer's run directory: which peer, with which settings
 # The settings sections each peer reads, later over earlier: setfit-tuned shares setfit-default's body settings.
 PEER_SECTIONS: dict[str, tuple[str, ...]] = {
     "probe": ("probe",),

@@ -19,8 +19,9 @@ from typing import Any
 
 from phasefit.config import ConfigError
 from phasefit.experiments.compare import mean_std
-from phasefit.experiments.grid import Cell, Progress, group_rows, run_cells
+from phasefit.experiments.grid import Cell, Progress, run_cells
 from phasefit.io import atomic_write_text
+from phasefit.results import group_rows
 
 
 def few_shot_cells(recipes: Sequence[str], sizes: Sequence[int], draws: int, seeds: Sequence[int],

@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from phasefit.experiments.grid import group_rows
-from phasefit.experiments.stats import Paired, paired
+from phasefit.evaluation.stats import Paired, paired
 from phasefit.pipeline import SELECTION_FILE
+from phasefit.results import group_rows
 
 # Candidates of `--recipes auto`, cheapest first (the order candidates train in, and the tie-break before any
 # minutes are known). The quality benchmark found the staged recipes (3phase, 3phase-setfit) behind plain ft on

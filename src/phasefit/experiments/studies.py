@@ -37,10 +37,6 @@ SIZE_VALIDATION = 500  # validation texts of the size study (a stratified subset
 PHASE1_RECIPES = ["cl-ft", "3phase", "mlm-cl-ft"]
 PHASE1_TRAIN = 200  # training texts of the phase1 study by default (a stratified subset): 9 runs in about 25 min
 
-# The x value of each study: the tag its rows carry and how the report labels it.
-STUDY_AXES = {"imbalance": ("ratio", "largest:smallest class size"), "size": ("n", "training examples"),
-              "phase1": (None, None)}
-
 
 def data_label(data: str) -> str:
     """A short name of a data spec for tables: the folder or file stem, or the builtin name."""
@@ -123,13 +119,13 @@ def phase1_cells(data: str, recipes: Sequence[str], seeds: Sequence[int], *, tra
 
 
 def run_study(cells: list[Cell], output: Path, *, settings: dict[str, Any] | None = None,
-              on_progress: Callable[[Progress], None] | None = None, overwrite: bool = False) -> tuple[Path, Path]:
-    """Train (or reuse) the study's cells into ``output`` and write its report; returns (report.md, report.html)."""
+              on_progress: Callable[[Progress], None] | None = None,
+              overwrite: bool = False) -> list[dict[str, Any]]:
+    """Train (or reuse) the study's cells into ``output``; returns their result rows, which ``phasefit study``
+    then turns into the report (:func:`phasefit.reporting.report.write_report`: experiments import no reporting)."""
     from phasefit.experiments.grid import run_cells, with_phase_cache
     from phasefit.recipes import merge_settings
-    from phasefit.reporting.report import write_report
 
     # 3phase, 3phase-no-imb and 3phase-extra-imb of a cell share their DAE
     settings = with_phase_cache(merge_settings(settings), Path(output))
-    rows = run_cells(cells, Path(output), base_settings=settings, on_progress=on_progress, overwrite=overwrite)
-    return write_report(Path(output), rows)
+    return run_cells(cells, Path(output), base_settings=settings, on_progress=on_progress, overwrite=overwrite)

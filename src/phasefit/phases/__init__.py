@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from phasefit.phases.base import Phase
 
-# name -> "module:Class"; imported on first use so that `phasefit --help` and config validation stay instant.
+# name -> "module:Class"; imported on first use so that `phasefit --help` stays instant. Its names are
+# phasefit.config.PHASE_NAMES, which config validation checks without importing this package (tests/test_imports.py).
 PHASES: dict[str, str] = {
     "dae": "phasefit.phases.staged:DAEPhase",
     "mlm": "phasefit.phases.staged:MLMPhase",

@@ -17,7 +17,7 @@ from torch import nn
 from phasefit.data.noise import delete_words
 from phasefit.losses.contrastive import SupConLoss
 from phasefit.models.encoder import embedding_dimension
-from phasefit.phases.base import PhaseContext
+from phasefit.training.context import PhaseContext
 from phasefit.training.objective import train_objective
 
 

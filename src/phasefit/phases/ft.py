@@ -22,7 +22,7 @@ from phasefit.evaluation.metrics import classification_metrics
 from phasefit.losses.contrastive import supervised_contrastive_loss
 from phasefit.models.classifier import HeadOnly, MLPHead, PhaseFitClassifier, logits_and_loss
 from phasefit.models.encoder import embedding_dimension
-from phasefit.phases.base import PhaseContext
+from phasefit.training.context import PhaseContext
 from phasefit.training.cost import trainable_parameters
 from phasefit.training.optim import make_optimizer, parameter_groups
 from phasefit.training.objective import ListDataset, global_batch

@@ -23,7 +23,7 @@ from phasefit.data.noise import delete_words
 from phasefit.data.pairs import Pairs, balance_classes, build_pairs, sample_setfit_pairs
 from phasefit.losses.dae import DenoisingAutoEncoderLoss
 from phasefit.models.encoder import embedding_dimension
-from phasefit.phases.base import PhaseContext, tokenize
+from phasefit.training.context import PhaseContext, tokenize
 from phasefit.training.sampling import EpochSeededSampler
 from phasefit.training.objective import train_objective
 

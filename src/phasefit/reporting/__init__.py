@@ -1,1 +1,1 @@
-"""Tables and plots. Reads run directories and arrays only; never imports the training phases."""
+"""Tables and plots from result rows and run directories; imports neither the training phases nor experiment code."""

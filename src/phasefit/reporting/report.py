@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from phasefit.experiments.grid import group_rows, read_results
 from phasefit.io import atomic_write_text
+from phasefit.results import flatten_metrics, group_rows, read_results
 
 ABLATION_RECIPES = ["3phase", "joint", "dae-ft", "cl-ft", "ft", "3phase-no-imb", "3phase-extra-imb"]
 
@@ -94,7 +94,7 @@ def cost_table(rows: Sequence[dict[str, Any]]) -> Table:
 
 def paired_table(rows: Sequence[dict[str, Any]], baseline: str = "ft", metric: str = "test_accuracy") -> Table | None:
     """Each recipe against ``baseline`` on the seeds both ran (same seed = same split and initialisation)."""
-    from phasefit.experiments.stats import paired
+    from phasefit.evaluation.stats import paired
 
     table = Table(["data set", "recipe", f"vs {baseline}: shared seeds", "mean difference (points)",
                    "std of differences", "paired t-test p", "reading"], [])
@@ -194,6 +194,10 @@ def curves_plot(run_dir: Path, path: Path, *, figures: dict[str, Any] | None = N
 # ------------------------------------------------------------------------------------------------------------------
 # Studies (phasefit study imbalance | size | phase1): curves against the study's x value
 
+# The x value of each study: the tag its rows carry (phasefit.experiments.studies writes them) and its axis label.
+STUDY_AXES = {"imbalance": ("ratio", "largest:smallest class size"), "size": ("n", "training examples"),
+              "phase1": (None, None)}
+
 STUDY_METRICS = {
     "imbalance": [("test_accuracy", "test accuracy (%)"), ("test_macro_f1", "test macro-F1 (%)"),
                   ("test_rare_class_recall", "test recall of the rare classes (%)")],
@@ -269,8 +273,6 @@ def study_plot(rows: Sequence[dict[str, Any]], study: str, axis: str, xlabel: st
 
 def study_blocks(rows: Sequence[dict[str, Any]], files: Path, figures: dict[str, Any] | None = None) -> list[Block]:
     """The study section of a report: per-x tables and the curves (imbalance, size), or the phase-1 table."""
-    from phasefit.experiments.studies import STUDY_AXES
-
     study = rows[0]["study"]
     axis, xlabel = STUDY_AXES[study]
     if axis is None:  # phase1: final scores next to the embedding quality after each phase
@@ -345,8 +347,6 @@ def phase1_plot(rows: Sequence[dict[str, Any]], path: Path, *, figures: dict[str
 
 def run_rows(run_dirs: Sequence[str | Path]) -> list[dict[str, Any]]:
     """Result rows (as a grid's ``results.jsonl`` holds them) of finished run directories."""
-    from phasefit.experiments.grid import flatten_metrics
-
     rows = []
     for run_dir in run_dirs:
         metrics_file = Path(run_dir) / "metrics.json"

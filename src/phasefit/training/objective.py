@@ -16,7 +16,7 @@ from phasefit.training.trainer import (build_training_arguments, final_train_los
 
 if TYPE_CHECKING:
     from phasefit.config import OptimConfig
-    from phasefit.phases.base import PhaseContext
+    from phasefit.training.context import PhaseContext
 
 
 class ListDataset(torch.utils.data.Dataset):

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from phasefit.config import OptimConfig
 
-    from phasefit.phases.base import PhaseContext
+    from phasefit.training.context import PhaseContext
 
 
 def build_training_arguments(
