@@ -11,6 +11,8 @@ cd "$(dirname "$0")/../.."
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 # BENCH_SRC: a copy of src/ to run from, so editing the working tree during a long run cannot change it midway
 if [[ -n "${BENCH_SRC:-}" ]]; then export PYTHONPATH="$BENCH_SRC${PYTHONPATH:+:$PYTHONPATH}"; fi
+# FastFit's driver and venv belong to this checkout, wherever the src/ copy lies
+export PHASEFIT_FASTFIT_SCRIPT="$PWD/benchmarks/quality/fastfit_peer.py" PHASEFIT_FASTFIT_PYTHON="$PWD/.venv-fastfit/bin/python"
 mkdir -p runs/quality
 bash benchmarks/quality/setup_fastfit.sh >> runs/quality/log.txt 2>&1  # FastFit's own venv (idempotent)
 new=(probe setfit-default setfit-tuned fastfit phasefit-auto)

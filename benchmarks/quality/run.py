@@ -229,7 +229,7 @@ def _prune(run_dir: Path) -> None:
 
 
 def collect(grid: dict[str, Any], output: Path) -> list[dict[str, Any]]:
-    from phasefit.experiments.grid import flatten_metrics
+    from phasefit.results import flatten_metrics
 
     rows = []
     for cell in grid["cells"]:
@@ -439,7 +439,7 @@ class _Family:
         return len(self._ps)
 
     def formatted(self) -> list[str]:
-        from phasefit.experiments.stats import holm
+        from phasefit.evaluation.stats import holm
 
         adjusted = holm(self._ps)
         return [_fmt_paired(result, None if test is None else adjusted[test]) for result, test in self._entries]
@@ -448,7 +448,7 @@ class _Family:
 def _fmt_paired(result: Any, holm_p: float | None = None) -> str:
     """``+2.7 (n=10, p 0.004, Holm 0.050)``: the mean difference, its pairs, the p of the cell's test (plain or
     corrected t) and, in a family, Holm's adjusted p; "n < 3" where too few pairs ran a test."""
-    from phasefit.experiments.stats import MIN_PAIRS, format_p
+    from phasefit.evaluation.stats import MIN_PAIRS, format_p
 
     if result is None:
         return "–"
@@ -467,7 +467,7 @@ def _auto_line(auto: list[dict[str, Any]], acc: Any, family: Any, ratio: float |
     """phasefit-auto against its goal on the splits it ran: a mean at least always-ft's and the best peer's, at
     no more than :data:`AUTO_COST_GOAL` times one ft cross-validation's minutes. A template (``{}``: the paired
     tests' texts, once Holm has adjusted the cell's family) and the tests it holds."""
-    from phasefit.experiments.stats import paired
+    from phasefit.evaluation.stats import paired
 
     chosen = ", ".join(f"{m} ×{n}" for m, n in sorted(
         {r["chosen"]: sum(x["chosen"] == r["chosen"] for x in auto) for r in auto}.items()))
@@ -505,8 +505,8 @@ def summary(grid: dict[str, Any], rows: list[dict[str, Any]], command: str,
             designs: dict[str, dict[str, Any]] | None = None) -> str:
     """summary.md; ``designs`` (split_designs' answer) say which paired test each cell gets, read from the
     published split.json files by default."""
-    from phasefit.experiments.grid import group_rows
-    from phasefit.experiments.stats import paired
+    from phasefit.results import group_rows
+    from phasefit.evaluation.stats import paired
 
     designs = split_designs(grid) if designs is None else designs
 
@@ -590,8 +590,8 @@ def paper_protocol_table(grid: dict[str, Any], rows: list[dict[str, Any]],
     """Does paper 000's ordering 3-Phase > Joint > FT hold under its own protocol (head on a frozen encoder,
     paper-*), and under phasefit's (the encoder fine-tuned in FT)? Every comparison is one Holm family
     (``family``, a new one if not given: the caller reads its test count); ``designs`` as in ``summary``."""
-    from phasefit.experiments.grid import group_rows
-    from phasefit.experiments.stats import paired
+    from phasefit.results import group_rows
+    from phasefit.evaluation.stats import paired
 
     designs = split_designs(grid) if designs is None else designs
     family = _Family("paper protocol") if family is None else family
@@ -617,8 +617,8 @@ def variants_table(grid: dict[str, Any], rows: list[dict[str, Any]],
     """Each section-3 variant against its recipe, paired over the splits both ran, on validation (what a default
     may be chosen by) and on test (what it is worth). Both columns are one Holm family (``family``, a new one if
     not given); ``designs`` as in ``summary``, each column with its own part's test."""
-    from phasefit.experiments.grid import group_rows
-    from phasefit.experiments.stats import paired
+    from phasefit.results import group_rows
+    from phasefit.evaluation.stats import paired
 
     designs = split_designs(grid) if designs is None else designs
     family = _Family("variants") if family is None else family
