@@ -366,10 +366,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     pairs = None
     if classifier.text_pairs:
         if texts or not args.input:
-            print("phasefit: error: this run was trained on text pairs: give them as --input TABLE with columns "
-                  f"{args.text_column!r} and {args.text_pair_column!r} (--text-column, --text-pair-column)",
-                  file=sys.stderr)
-            return EXIT_USER_ERROR
+            from phasefit.errors import ConfigError
+
+            raise ConfigError("this run was trained on text pairs: give them as --input TABLE with columns "
+                              f"{args.text_column!r} and {args.text_pair_column!r} (--text-column, "
+                              "--text-pair-column)")
         from phasefit.data import read_texts
 
         texts, pairs = read_texts(args.input, args.text_column), read_texts(args.input, args.text_pair_column)
@@ -378,8 +379,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
         texts += read_texts(args.input, args.text_column)
     if not texts:
-        print("phasefit: error: give texts as arguments or --input FILE", file=sys.stderr)
-        return EXIT_USER_ERROR
+        from phasefit.errors import ConfigError
+
+        raise ConfigError("give texts as arguments or --input FILE")
     probabilities = classifier.predict_proba(texts, pairs)
     labels = [classifier.label_names[i] for i in probabilities.argmax(axis=1)]
     if args.output:

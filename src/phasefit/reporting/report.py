@@ -531,7 +531,9 @@ def report(runs: str | Path | Sequence[str | Path], output: str | Path | None = 
                 row["cell"] = str((folder / row["cell"]).resolve())
     else:
         if output is None:
-            raise ValueError("report(list of runs) needs output=, the folder for report.md and report.html")
+            from phasefit.errors import ConfigError
+
+            raise ConfigError("report(list of runs) needs output=, the folder for report.md and report.html")
         output, rows = Path(output), run_rows(list(runs))
     output.mkdir(parents=True, exist_ok=True)
     figures: dict[str, Any] = {}
