@@ -102,3 +102,95 @@ def test_a_trial_failed_as_crashed_while_it_trains_does_not_stop_its_worker(
     study = optuna.load_study(study_name="phasefit", storage=result["storage"])
     assert [t.state for t in study.trials[:2]] == [TrialState.FAIL, TrialState.COMPLETE]
     assert [t["state"] for t in seen] == ["lost", "complete"] and result["best_trial"] == 1
+
+
+# Issue 31, item 1: a search space file cannot switch on code execution or name a folder to write; best-config.yaml
+# does not carry such keys onward. -----------------------------------------------------------------------------------
+
+COMMAND_LINE_ONLY_SPACES = {
+    "model.trust_remote_code": ({"model.trust_remote_code": [True]}, "--trust-remote-code"),
+    "model.allow_pickle": ({"space": {"model.allow_pickle": [False, True]}}, "--set model.allow_pickle=true"),
+    "phase_cache": ({"phase_cache": ["/tmp/shared-cache"]}, "--set phase_cache=DIR"),
+    "nested": ({"model": [{"name": "x", "trust_remote_code": True}]}, "--trust-remote-code"),
+}
+
+
+@pytest.fixture
+def nothing_loads_or_trains(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records any attempt to load an encoder or train a run (each would be the first step of running remote code)."""
+    from phasefit import pipeline
+    from phasefit.models import encoder
+
+    calls: list[str] = []
+    monkeypatch.setattr(pipeline, "train", lambda *args, **kwargs: calls.append("train"))
+    monkeypatch.setattr(encoder, "load_encoder", lambda *args, **kwargs: calls.append("load_encoder"))
+    return calls
+
+
+@pytest.mark.parametrize("case", list(COMMAND_LINE_ONLY_SPACES))
+def test_a_space_file_cannot_set_a_command_line_only_key(case: str, tmp_path: Path,
+                                                         nothing_loads_or_trains: list[str]) -> None:
+    import yaml
+
+    space, flag = COMMAND_LINE_ONLY_SPACES[case]
+    key = "model.trust_remote_code" if case == "nested" else case
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(space))
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match="only the command line may set it") as err:
+        run_search(recipe="ft", config_file=None, settings={"data.path": str(tmp_path)}, trials=1, output=out,
+                   space_file=path)
+    assert f"search space {path} sets {key}" in str(err.value) and flag in str(err.value)
+    assert nothing_loads_or_trains == [] and not out.exists()  # refused before anything loads, trains or is written
+
+
+def test_search_cli_refuses_a_space_file_that_trusts_remote_code(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                 nothing_loads_or_trains: list[str]) -> None:
+    from phasefit.cli import main
+
+    path = tmp_path / "space.yaml"
+    path.write_text("ft.lr: [0.0001]\nmodel.trust_remote_code: [true, false]\n")
+    assert main(["search", "--recipe", "ft", "--trials", "1", "--output", str(tmp_path / "out"),
+                 "--space", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"search space {path} sets model.trust_remote_code" in err and "--trust-remote-code" in err
+    assert nothing_loads_or_trains == [] and not (tmp_path / "out").exists()
+
+
+def test_a_space_may_leave_the_command_line_keys_off(tmp_path: Path) -> None:
+    from phasefit.experiments.search import read_space
+
+    path = tmp_path / "space.yaml"
+    path.write_text("model.trust_remote_code: [false]\nphase_cache: [null]\nft.lr: [0.0001]\n")
+    assert read_space(path) == {"model.trust_remote_code": [False], "phase_cache": [None], "ft.lr": [0.0001]}
+
+
+def test_best_config_leaves_out_the_command_line_only_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Set from the command line (here: the Python call), they reach every trial, but best-config.yaml, a file for
+    `phasefit train --config` that users hand on, does not carry them onward. (No training: a stand-in scores.)"""
+    from types import SimpleNamespace
+
+    import yaml
+
+    from phasefit import pipeline
+    from phasefit.recipes import build_config
+
+    seen = []
+
+    def scored(config, output, **kwargs):
+        seen.append((config.model.trust_remote_code, config.model.allow_pickle, config.phase_cache))
+        return SimpleNamespace(metrics={"validation": {"macro_f1": 0.5}})
+
+    monkeypatch.setattr(pipeline, "train", scored)
+    space = tmp_path / "space.yaml"
+    space.write_text("ft.lr: [0.0001]\n")
+    cache = str(tmp_path / "cache")
+    result = run_search(recipe="ft", config_file=None, trials=1, output=tmp_path / "out", space_file=space,
+                        settings={"data.path": str(tmp_path), "model.trust_remote_code": True,
+                                  "model.allow_pickle": True, "phase_cache": cache})
+    assert seen == [(True, True, cache)]  # the trials run as the command line asked
+    saved = yaml.safe_load(Path(result["best_config"]).read_text())
+    assert saved["model"]["trust_remote_code"] is False and saved["model"]["allow_pickle"] is False
+    assert saved["phase_cache"] is None and saved["ft"]["lr"] == 0.0001
+    assert result["left_out_of_best_config"] == ["model.trust_remote_code", "model.allow_pickle", "phase_cache"]
+    assert build_config(None, result["best_config"]).ft.lr == 0.0001  # `phasefit train --config` accepts it

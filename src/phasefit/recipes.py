@@ -162,8 +162,7 @@ def build_config(
     raw: dict[str, Any] = copy.deepcopy(base) if base else {}
     if config_file is not None:
         from_file = read_yaml(config_file)
-        check_no_code_execution(from_file.get("model") if isinstance(from_file.get("model"), dict) else {},
-                                f"config file {config_file}")
+        check_file_settings(from_file, f"config file {config_file}")
         raw = deep_update(raw, from_file)
     if settings:
         raw = deep_update(raw, nested(settings))
@@ -182,14 +181,49 @@ def build_config(
     return validate_config(resolved)
 
 
-# Keys that let a checkpoint run code when it loads; only the command line may switch them on (docs/security.md).
-CODE_EXECUTION_FLAGS = {"trust_remote_code": "--trust-remote-code", "allow_pickle": "--set model.allow_pickle=true"}
+# Keys only the command line (or the Python call) may set: the first two let a checkpoint run code when it loads,
+# phase_cache names a folder that runs write to and load encoder weights from. A file a user can be handed (a
+# config, a grid, a search space, a best-config) must not set them (docs/security.md). Each maps to why, and to how
+# the command line sets it.
+COMMAND_LINE_ONLY: dict[str, tuple[str, str]] = {
+    "model.trust_remote_code": ("lets a model run code when it loads",
+                                "--trust-remote-code (phasefit train) or --set model.trust_remote_code=true"),
+    "model.allow_pickle": ("lets a model run code when it loads", "--set model.allow_pickle=true"),
+    "phase_cache": ("names a folder to write to and to load encoder weights from", "--set phase_cache=DIR"),
+}
+
+
+def check_file_settings(settings: dict[str, Any], where: str) -> None:
+    """Refuse a :data:`COMMAND_LINE_ONLY` key set (to anything but unset or false) in settings read from a file.
+
+    Args:
+        settings: the file's settings, nested (``{"model": {"allow_pickle": true}}``), dotted
+            (``{"model.allow_pickle": true}``) or both.
+        where: the file, as the message names it (``"config file X"``, ``"search space X"``).
+
+    Raises:
+        ConfigError: naming ``where``, the key and the command-line flag to use instead.
+    """
+    for key, value in _dotted_items(settings):
+        if key in COMMAND_LINE_ONLY and value not in (None, False):
+            why, flag = COMMAND_LINE_ONLY[key]
+            raise ConfigError(f"{where} sets {key}, which {why}; only the command line may set it: remove it from "
+                              f"the file and pass {flag}")
 
 
 def check_no_code_execution(model_section: dict[str, Any], where: str) -> None:
-    """Refuse ``model.trust_remote_code`` / ``model.allow_pickle`` switched on from a file (a config or a grid):
-    a shared file must not be able to run a stranger's code; only the command line may."""
-    for key, flag in CODE_EXECUTION_FLAGS.items():
-        if model_section.get(key) not in (None, False):
-            raise ConfigError(f"{where} sets model.{key}, which lets a model run code when it loads; only the "
-                              f"command line may switch it on: remove it from the file and pass {flag}")
+    """Refuse ``model.trust_remote_code`` / ``model.allow_pickle`` switched on in a file's ``model`` settings (a
+    grid's): a shared file must not be able to run a stranger's code; only the command line may."""
+    check_file_settings({"model": model_section}, where)
+
+
+def _dotted_items(settings: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Every leaf of nested or dotted settings under its full dotted key (``model.allow_pickle``)."""
+    items: list[tuple[str, Any]] = []
+    for key, value in settings.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            items += _dotted_items(value, f"{dotted}.")
+        else:
+            items.append((dotted, value))
+    return items

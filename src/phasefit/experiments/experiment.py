@@ -72,7 +72,7 @@ class GridConfig(BaseModel):
 
 
 def load_grid(path: str | Path) -> GridConfig:
-    from phasefit.recipes import check_no_code_execution
+    from phasefit.recipes import check_file_settings
 
     try:
         grid = GridConfig.model_validate(read_yaml(path))
@@ -81,10 +81,8 @@ def load_grid(path: str | Path) -> GridConfig:
         raise ConfigError(f"grid file {path}: {problems}") from None
     blocks = {"set": grid.set, **{f"datasets.{n}.set": d.set for n, d in grid.datasets.items()},
               **{f"variants.{n}": v for n, v in grid.variants.items()}}
-    for where, settings in blocks.items():
-        model = {key.removeprefix("model."): value for key, value in settings.items() if key.startswith("model.")}
-        model.update(settings.get("model") or {} if isinstance(settings.get("model"), dict) else {})
-        check_no_code_execution(model, f"grid file {path} ({where})")
+    for where, settings in blocks.items():  # code execution and paths to write come from the command line only
+        check_file_settings(settings, f"grid file {path} ({where})")
     return grid
 
 

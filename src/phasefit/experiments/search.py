@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from phasefit.config import ConfigError, RunConfig, save_config
+from phasefit.config import ConfigError, RunConfig, save_config, validate_config
 from phasefit.recipes import build_config, merge_settings
 
 logger = logging.getLogger(__name__)
@@ -62,15 +62,28 @@ def phase_aware_space(config: RunConfig, space: dict[str, list[Any]]) -> dict[st
 
 
 def read_space(path: str | Path | None) -> dict[str, list[Any]]:
+    """The search space of ``--space FILE`` (``key: [values]``, optionally under ``space:``), or the built-in one.
+
+    A space file is a file users hand each other: like a config file, it may not set a key only the command line
+    may (``model.trust_remote_code``, ``model.allow_pickle``, ``phase_cache``, in
+    :data:`~phasefit.recipes.COMMAND_LINE_ONLY`) in any of its values; that is checked here, before the search
+    opens its output folder.
+    """
     if path is None:
         return DEFAULT_SPACE
     from phasefit.config import read_yaml
+    from phasefit.recipes import check_file_settings
 
     raw = read_yaml(path)
     space = raw.get("space", raw)
+    if not isinstance(space, dict):
+        raise ConfigError(f"search space {path}: 'space' must be a mapping of key -> list of values")
     bad = [key for key, values in space.items() if not isinstance(values, list) or not values]
     if bad:
         raise ConfigError(f"search space {path}: {bad} must map to non-empty lists of values")
+    for key, values in space.items():
+        for value in values:  # a value may be a section too: {model: [{trust_remote_code: true}]}
+            check_file_settings({key: value}, f"search space {path}")
     return space
 
 
@@ -170,11 +183,38 @@ def run_search(
     if not finished:
         raise ConfigError("no search trial completed; look at the trial run directories for the cause")
     best = study.best_trial
-    best_config = build_config(base.recipe, config_file, settings=merge_settings(settings, best.params))
+    best_config, left_out = _shareable(build_config(base.recipe, config_file,
+                                                    settings=merge_settings(settings, best.params)))
     save_config(best_config, output / "best-config.yaml")
+    if left_out:
+        logger.warning("best-config.yaml leaves out %s (only the command line may set them): pass them again to "
+                       "`phasefit train --config %s`", ", ".join(left_out), output / "best-config.yaml")
     return {"best_trial": best.number, "best_value": best.value, "best_params": best.params,
             "trials": len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))),
-            "best_config": str(output / "best-config.yaml"), "storage": storage}
+            "best_config": str(output / "best-config.yaml"), "storage": storage,
+            "left_out_of_best_config": left_out}
+
+
+def _shareable(config: RunConfig) -> tuple[RunConfig, list[str]]:
+    """``config`` with every command-line-only key (:data:`~phasefit.recipes.COMMAND_LINE_ONLY`) back at its default,
+    and the keys that were set.
+
+    best-config.yaml is a file for ``phasefit train --config``, and one users hand on: a search run with
+    ``--set model.trust_remote_code=true`` or ``--set phase_cache=DIR`` must not write them into it, or the next
+    user's run would switch on code execution (or write into DIR) from a file. (``train --config`` refuses such a file
+    anyway; leaving them out keeps best-config.yaml usable.)"""
+    from phasefit.recipes import COMMAND_LINE_ONLY
+
+    defaults = type(config)().to_dict()
+    values = config.to_dict()
+    left_out = []
+    for key in COMMAND_LINE_ONLY:
+        section, _, name = key.rpartition(".")
+        node, default = (values[section], defaults[section]) if section else (values, defaults)
+        if node[name] != default[name]:
+            node[name] = default[name]
+            left_out.append(key)
+    return (validate_config(values) if left_out else config), left_out
 
 
 def _claim_output(output: Path, storage: str, study_name: str, *, overwrite: bool) -> None:
