@@ -1,16 +1,20 @@
-"""The quality benchmark (issue 9): phasefit recipes and peers on the same seeded splits, paired statistics.
+"""The quality benchmark: phasefit recipes and peers on the same seeded splits, paired statistics.
 
     python benchmarks/quality/run.py --output runs/quality [--cells C ...] [--methods M ...] [--summary-only]
 
-Methods:
+Methods (every one of a split gets the same labelled pool, train + validation, and the same test rows):
 - phasefit recipes (any name of `phasefit recipes`), trained through phasefit's grid machinery (resumable: a cell
   with metrics.json is reused, an interrupted one retrained);
-- peers, run by their own libraries on the splits phasefit's loader makes for the same cell and seed:
-  ``setfit`` (SetFit 1.x: contrastive fine-tuning of the body, then logistic regression; `pip install -e '.[bench]'`),
-  ``probe`` (logistic regression on frozen all-MiniLM-L6-v2 embeddings, C chosen on validation),
-  ``setfit-body-ft`` (the body SetFit trained, then phasefit's ``ft``);
-- ``phasefit-auto``: the rule of ``phasefit select`` (experiments/select.py) applied per split to the candidate
-  runs already made: chosen on validation, scored by the chosen run's test result, charged every candidate's time.
+- peers, run by their own libraries on the splits phasefit's loader makes for the same cell and seed
+  (phasefit.experiments.peers; `pip install -e '.[bench]'`, FastFit in its own venv: setup_fastfit.sh):
+  ``setfit-default`` (SetFit at its library defaults on the pool, its pairs capped per cell), ``setfit-tuned``
+  (body on train, head C chosen on validation, head refit on the pool), ``fastfit`` (FastFit's recipe on the pool,
+  its steps capped per cell), ``probe`` (logistic regression on the frozen encoder, C chosen on validation),
+  ``setfit`` (the previous benchmark's SetFit at 5-20 pair iterations) and ``setfit-body-ft`` (the body SetFit
+  trained, then phasefit's ``ft``);
+- ``phasefit-auto``: ``phasefit select`` itself on the split's pool (experiments/select.py: 5-fold
+  cross-validation, refit on the pool, test read once), charged every fold and the refit;
+- ``holdout-auto``: the held-out rule applied per split to the candidate recipes' own runs (no refit).
 
 Writes OUTPUT/results.csv (one row per run: cell, method, split id = seed, scores, seconds) and OUTPUT/summary.md;
 ``--publish`` copies both into benchmarks/quality/, with each finished run's small files (metrics.json, config.yaml,
@@ -522,10 +526,19 @@ def summary(grid: dict[str, Any], rows: list[dict[str, Any]], command: str,
              "its seed, and every method of a cell is scored on the same rows). Paired differences are in "
              "accuracy points over the splits both methods ran, with the p-value of the paired test the cell's "
              "splits call for and Holm's adjusted p within its table (\"Which paired test, and how many\" below; "
-             "\"p –\": the same difference on every split). Model selection (early stopping, phasefit-auto) used "
-             "validation only. "
+             "\"p –\": the same difference on every split). "
+             "One labelled budget: every method of a split had the same labelled pool (train + validation) and is "
+             "scored on the same test rows; how it used the pool is its own. phasefit's recipes train on train and "
+             "choose their epoch on validation; phasefit-auto is `phasefit select` (5-fold cross-validation over "
+             "the pool, the cheapest candidate within one standard error of the best, refit on the whole pool); "
+             "setfit-default (SetFit at its library defaults, its pair count capped per cell: the fraction of its "
+             "default pairs is in each run's metrics.json) and fastfit train on the whole pool; setfit-tuned trains "
+             "its body on train, chooses its head's C on validation and refits the head on the pool; probe and "
+             "setfit (5-20 pair iterations, the previous benchmark's budget) train on train and use validation "
+             "to choose C / not at all. holdout-auto is the previous rule: the candidate recipes' own runs "
+             "ranked on validation, no refit. Test rows were never read to choose. "
              "A run's minutes include the phases it took from the phase cache at their original cost, so "
-             "phasefit-auto's minutes (the sum of its candidates') count a DAE shared by 3phase and 3phase-setfit "
+             "holdout-auto's minutes (the sum of its candidates') count a DAE shared by 3phase and 3phase-setfit "
              "twice: what a user running the candidates without the cache would pay. Minutes per run are medians "
              "over the splits: a run that shared the cores with other work (its phases' examples/s in metrics.json "
              "show it) moves a median less than a mean.", ""]
