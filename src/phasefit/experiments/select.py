@@ -351,8 +351,7 @@ def _cross_validated(candidates: list[str], seed: int, output: Path, settings: d
     stopped: list[str] = []
 
     def progress(p: Any) -> None:
-        if not p.reused:
-            save_fold_predictions(output / "cv" / p.cell.key)
+        save_fold_predictions(output / "cv" / p.cell.key)  # also a reused fold killed before it had saved them
         if on_progress is not None and p.cell.tags["fold"] == fold:  # earlier folds were reported already
             on_progress(p)
 
@@ -421,8 +420,10 @@ def save_fold_predictions(run_dir: Path) -> None:
     config, classifier = load_run(run_dir)
     splits = load_run_data(config)
     proba = classifier.predict_proba(splits.validation.texts, splits.validation.text_pairs)
-    np.savez(run_dir / PREDICTIONS_FILE, proba=proba.astype(np.float32), gold=np.asarray(splits.label_ids(splits.validation)))
-    for name in ("model", "embeddings"):
+    partial = run_dir / f".{PREDICTIONS_FILE}.partial.npz"  # written whole, then renamed: a kill leaves no half file
+    np.savez(partial, proba=proba.astype(np.float32), gold=np.asarray(splits.label_ids(splits.validation)))
+    partial.replace(run_dir / PREDICTIONS_FILE)
+    for name in ("model", "embeddings"):  # only after the predictions are safe
         shutil.rmtree(run_dir / name, ignore_errors=True)
 
 
