@@ -299,7 +299,9 @@ def select_recipe(recipes: Sequence[str], seeds: Sequence[int] | None, output: A
 
         raise ConfigError(f"--seeds {' '.join(map(str, seeds))}: give one or more distinct seeds")
     settings = with_phase_cache(settings, output)  # 3phase and 3phase-setfit share their DAE
-    flat = _flat(settings)
+    from phasefit.fingerprint import flatten
+
+    flat = flatten(settings)
     split_seed = flat.get("data.split_seed")
     if split_seed is None:  # one split for every seed and fold: no seed's validation rows are another's test rows
         split_seed = seeds[0]
@@ -324,12 +326,6 @@ def select_recipe(recipes: Sequence[str], seeds: Sequence[int] | None, output: A
     record = {key: value for key, value in selection.__dict__.items() if key != "text"}
     atomic_write_json(output / SELECTION_FILE, record)
     return selection
-
-
-def _flat(settings: dict[str, Any]) -> dict[str, Any]:
-    from phasefit.fingerprint import flatten
-
-    return flatten(settings)
 
 
 def _max_epochs(recipe: str, settings: dict[str, Any]) -> int:
@@ -468,17 +464,14 @@ def _refit(members: list[str], epochs: dict[str, int], seed: int, output: Path, 
 
 
 def ensemble_test_scores(run_dirs: Sequence[Path]) -> dict[str, float]:
-    from phasefit.evaluation.metrics import classification_metrics
-    from phasefit.pipeline import load_run
+    """The ensemble's test scores, through the pipeline's own scoring (an Ensemble predicts like a classifier)."""
+    from phasefit.config import read_yaml, validate_config
+    from phasefit.pipeline import evaluate_split
     from phasefit.run_data import load_run_data
 
     model = load_selected_runs(run_dirs)
-    config, _ = load_run(run_dirs[0])
-    splits = load_run_data(config)
-    predicted = model.predict(splits.test.texts, splits.test.text_pairs)
-    index = {name: i for i, name in enumerate(model.label_names)}
-    result = classification_metrics(splits.label_ids(splits.test), [index[p] for p in predicted], model.label_names,
-                                    detailed=False)
+    splits = load_run_data(validate_config(read_yaml(Path(run_dirs[0]) / "config.yaml")))  # members share the rows
+    result = evaluate_split(model, splits, splits.test)
     return {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"]}
 
 
